@@ -1,0 +1,70 @@
+"""`mrpn` command line: a thin dispatcher.
+
+Each subcommand lives in the module of its stage and exposes `add_arguments(parser)` and
+`main(args) -> int`. Modules are imported only when their command runs, so `mrpn --help` is fast
+and a missing optional dependency only affects the command that needs it.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "prepare": ("mrpn.data.prepare", "decode media, find and crop faces, resample audio into a cache"),
+    "folds": ("mrpn.data.folds", "list or check the evaluation folds shipped with mrpn"),
+    "pretrain": ("mrpn.training.pretrain", "pretrain a feature extractor (visual on FER2013, audio on speakers)"),
+    "train": ("mrpn.training.run", "train and evaluate one model on one fold"),
+    "cv": ("mrpn.training.cv", "cross-validate a model over the actor-disjoint folds (resumable)"),
+    "report": ("mrpn.evaluation.report", "tables, confusion matrices and t-SNE for finished runs"),
+    "predict": ("mrpn.inference.predict", "emotion over time for any video file"),
+    "export": ("mrpn.inference.export", "export a trained model to ONNX"),
+    "synth": ("mrpn.data.synth", "generate a synthetic audio-video emotion corpus"),
+    "demo": ("mrpn.demo", "end-to-end demo: synth -> prepare -> cv -> report, in minutes"),
+}
+
+
+def _available() -> dict[str, tuple[str, str]]:
+    import importlib.util
+
+    out = {}
+    for name, (mod, help_) in COMMANDS.items():
+        try:
+            if importlib.util.find_spec(mod) is not None:
+                out[name] = (mod, help_)
+        except ModuleNotFoundError:
+            pass
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mrpn import __version__
+
+    parser = argparse.ArgumentParser(prog="mrpn", description="Multi-modal Residual Perceptron Network toolkit")
+    parser.add_argument("--version", action="version", version=f"mrpn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    avail = _available()
+    for name, (mod, help_) in avail.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(_module=mod)
+        importlib.import_module(mod).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_module", None):
+        parser.print_help()
+        return 2
+    module = importlib.import_module(args._module)
+    try:
+        return int(module.main(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted; finished work is kept and a re-run resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

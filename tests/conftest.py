@@ -1,0 +1,31 @@
+"""Shared test fixtures.
+
+Real-data tests read ../shared/data (or $MRPN_DATA). Without it they are skipped with the reason
+printed, unless MRPN_REQUIRE_DATA=1 (set by .ci/run), which turns the skip into a failure.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("MRPN_DATA", REPO.parent / "shared" / "data"))
+
+
+def _require_data() -> bool:
+    return os.environ.get("MRPN_REQUIRE_DATA", "") not in ("", "0")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not DATA.is_dir():
+        msg = f"real data not found at {DATA} (set MRPN_DATA or place ../shared/data beside the repo)"
+        if _require_data():
+            pytest.fail(msg + "; MRPN_REQUIRE_DATA=1 so this is an error, not a skip")
+        pytest.skip(msg)
+    return DATA
