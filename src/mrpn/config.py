@@ -1,0 +1,270 @@
+"""Configuration: dataclasses, presets (`paper`, `cpu`), YAML files and `key=value` overrides.
+
+The resolved config is written into every run directory and every checkpoint (nanoGPT style), so
+a result can always be traced to the exact settings that produced it. Unknown or mistyped keys are
+an error with a suggestion, never silently ignored.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from mrpn.models.build import ModelConfig
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be applied; the message says which key and why."""
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "ravdess"          # dataset name of the cache (ravdess, cremad, custom, synth, paired)
+    cache: str = ""                   # folder written by `mrpn prepare` (audio+video or audio-only)
+    fer: str = ""                     # FER2013 root, only for the paired-by-class benchmark (dataset=paired)
+    paired_faces: int = 4             # FER2013 faces per clip in the paired benchmark (a short "video")
+    protocol: str = ""                # fold protocol name or JSON path; "" = the dataset's default
+    # video input (paper 4.4 item 1-2)
+    face_size: int = 112              # side of the square face crop fed to F_v
+    gray: bool = False                # 1-channel faces (FER2013-pretrained extractors expect gray)
+    video_fps: float = 0.0            # frames per second fed to the model; 0 = every cached frame
+    max_frames: int = 0               # cap on frames per clip (0 = no cap), evenly sampled
+    spatial_aug: str = "clip"         # "clip": same random params for all frames (Fig. 8 middle); "frame"; "none"
+    # audio input (paper 4.4 items 3-4)
+    sample_rate: int = 16000
+    n_fft: int = 512                  # Hann window of 512 samples
+    hop_length: int = 64              # STFT hop of 64 samples -> 256 x 250 per 1 s segment
+    segment_s: float = 1.0            # spectrogram segments of one second
+    segment_hop_s: float = 0.2        # 0.2 s = audio over-sampling (AO); 1.0 = non-overlapping (WO)
+    spec_size: tuple[int, int] = (256, 250)  # (freq, time) per segment; smaller = average-pooled
+    # time augmentation (paper 4.4 items 2 and 4; Table 1 T vs NT)
+    time_aug: bool = True
+    min_slice_s: float = 1.0          # random slices last at least this long unless the clip is shorter
+    include_flagged: bool = False     # train also on clips flagged no_face (off by default)
+    workers: int = 2                  # DataLoader worker processes
+
+
+@dataclass
+class TrainConfig:
+    strategy: str = "end-to-end"      # "end-to-end" or "late" (uni-modal branches frozen, fusion trained)
+    epochs: int = 100
+    batch_size: int = 8
+    lr: float = 5e-5                  # AdamW, paper 5.2
+    weight_decay: float = 1e-2
+    lr_patience: int = 10             # halve the lr when val loss has not dropped for this many epochs (5.2)
+    lr_factor: float = 0.5
+    early_stop: int = 25              # stop when val loss has not dropped for this many epochs (0 = never)
+    select: str = "accuracy"          # best checkpoint by validation "accuracy" or "loss"
+    seed: int = 0
+    precision: str = "auto"           # "auto": bf16 autocast on CPU/CUDA where supported; "fp32"
+    channels_last: bool = True
+    grad_clip: float = 5.0
+    device: str = "auto"              # "auto", "cpu", "cuda", "cuda:1"
+    pretrained_v: str = ""            # extractor weights (safetensors) from `mrpn pretrain visual`
+    pretrained_a: str = ""            # extractor weights from `mrpn pretrain audio`
+    unimodal_runs: dict = field(default_factory=dict)  # late fusion: {"v": RUN_DIR, "a": RUN_DIR}
+    log_every: int = 0                # print a line every N steps (0 = progress bar only)
+    save_features: bool = True        # write validation features.npz for t-SNE
+
+
+@dataclass
+class Config:
+    name: str = ""                    # run name (folder under out)
+    out: str = "runs"
+    preset: str = "paper"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+# Every difference of `cpu` from `paper` is listed here, with its reason, and in docs/CONFIG.md.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "cpu": {
+        # 48x48 gray faces: the FER2013 format the visual extractor is pretrained on; 12x fewer pixels.
+        "data.face_size": 48, "data.gray": True,
+        # 6 fps and at most 16 frames: neighbouring 30 fps frames are near-duplicates; 5x less compute.
+        "data.video_fps": 6.0, "data.max_frames": 16,
+        # 1 s segments averaged to 64x64 instead of 256x250: 15x fewer pixels per segment.
+        "data.spec_size": (64, 64),
+        # ResNet-18 at a quarter of the width (16 -> 128 channels): ~16x fewer FLOPs.
+        "model.video_width": 16, "model.audio_width": 16,
+        "model.video_in_channels": 1, "model.video_stem": "small",
+        "model.agg_hidden": 128, "model.fusion_hidden": 128,
+        # Trained from scratch or briefly pretrained, the small nets need a larger step than 5e-5.
+        "train.lr": 1e-3, "train.epochs": 40, "train.batch_size": 16,
+        "train.lr_patience": 5, "train.early_stop": 12,
+    },
+}
+
+
+def _dc_fields(obj) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in fields(obj)}
+
+
+def _coerce(value: Any, current: Any, key: str) -> Any:
+    """Convert a YAML/CLI value to the type of the current value; reject what does not fit."""
+    if isinstance(current, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if isinstance(current, int) and not isinstance(current, bool):
+        try:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+    if isinstance(current, float):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if isinstance(current, tuple):
+        if isinstance(value, str):
+            value = [v for v in value.replace("x", ",").split(",") if v.strip()]
+        try:
+            out = tuple(type(c)(v) for c, v in zip(current, value, strict=True))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected {len(current)} values like {current}, got {value!r}") from None
+        return out
+    if isinstance(current, dict):
+        if isinstance(value, str):
+            # "v=runs/vm,a=runs/am"
+            try:
+                value = dict(kv.split("=", 1) for kv in value.split(",") if kv)
+            except ValueError:
+                raise ConfigError(f"{key}: expected k=v[,k=v], got {value!r}") from None
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if isinstance(current, str):
+        if not isinstance(value, (str, int, float)):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def set_key(cfg: Config, key: str, value: Any) -> None:
+    """Set a dotted key ("train.lr") with type checking and a did-you-mean for typos."""
+    parts = key.split(".")
+    obj: Any = cfg
+    for i, part in enumerate(parts):
+        names = _dc_fields(obj)
+        if part not in names:
+            where = ".".join(parts[:i]) or "config"
+            hint = difflib.get_close_matches(part, names, n=1)
+            msg = f"unknown config key {key!r}: {where} has no field {part!r}"
+            if hint:
+                msg += f" (did you mean {'.'.join(parts[:i] + [hint[0]])!r}?)"
+            raise ConfigError(msg)
+        if i == len(parts) - 1:
+            current = getattr(obj, part)
+            if dataclasses.is_dataclass(current):
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{key}: expected a section (mapping), got {value!r}")
+                for k, v in value.items():
+                    set_key(cfg, f"{key}.{k}", v)
+            else:
+                setattr(obj, part, _coerce(value, current, key))
+        else:
+            obj = getattr(obj, part)
+            if not dataclasses.is_dataclass(obj):
+                raise ConfigError(f"unknown config key {key!r}: {'.'.join(parts[:i + 1])} is not a section")
+
+
+def apply_mapping(cfg: Config, mapping: dict[str, Any], prefix: str = "") -> None:
+    for k, v in mapping.items():
+        key = f"{prefix}{k}"
+        target = cfg
+        try:
+            for p in key.split("."):
+                target = getattr(target, p)
+        except AttributeError:
+            target = None
+        if isinstance(v, dict) and dataclasses.is_dataclass(target):
+            apply_mapping(cfg, v, prefix=key + ".")
+        else:
+            set_key(cfg, key, v)
+
+
+def load_config(preset: str = "paper", file: str | None = None, overrides: list[str] | None = None,
+                base: dict[str, Any] | None = None) -> Config:
+    """Resolve a config: defaults <- preset <- base (a saved config dict) <- YAML file <- overrides."""
+    cfg = Config()
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    cfg.preset = preset
+    for k, v in PRESETS[preset].items():
+        set_key(cfg, k, v)
+    if base:
+        apply_mapping(cfg, base)
+    if file:
+        import yaml
+
+        p = Path(file)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping at the top level")
+        if "preset" in data and data["preset"] != preset:
+            return load_config(data.pop("preset"), None, overrides, {**(base or {}), **data})
+        apply_mapping(cfg, data)
+    for ov in overrides or []:
+        if "=" not in ov:
+            raise ConfigError(f"override {ov!r} is not of the form key=value (e.g. train.lr=1e-4)")
+        k, v = ov.split("=", 1)
+        set_key(cfg, k.strip(), _parse_scalar(v.strip()))
+    validate(cfg)
+    return cfg
+
+
+def config_from_dict(d: dict[str, Any]) -> Config:
+    """Rebuild a Config saved in a checkpoint or run folder (unknown keys are an error)."""
+    d = {k: v for k, v in d.items() if k != "run_label"}  # derived, stored beside the config
+    preset = d.pop("preset", "paper")
+    return load_config(preset, base=d)
+
+
+def _parse_scalar(v: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(v)
+    except yaml.YAMLError:
+        return v
+
+
+def validate(cfg: Config) -> None:
+    choices = {
+        "model.kind": (cfg.model.kind, ("vm", "am", "n0", "n1", "n2")),
+        "model.aggregator": (cfg.model.aggregator, ("lstm", "bilstm", "transformer")),
+        "train.strategy": (cfg.train.strategy, ("end-to-end", "late")),
+        "data.spatial_aug": (cfg.data.spatial_aug, ("clip", "frame", "none")),
+        "train.precision": (cfg.train.precision, ("auto", "bf16", "fp32")),
+        "train.select": (cfg.train.select, ("accuracy", "loss")),
+    }
+    for key, (val, ok) in choices.items():
+        if val not in ok:
+            raise ConfigError(f"{key}={val!r}: choose one of {', '.join(ok)}")
+    if cfg.train.strategy == "late" and cfg.model.kind not in ("n0", "n1", "n2"):
+        raise ConfigError("train.strategy=late needs a fusion model (n0, n1 or n2)")
+    if cfg.data.segment_hop_s <= 0 or cfg.data.segment_s <= 0:
+        raise ConfigError("data.segment_s and data.segment_hop_s must be > 0")
+    if cfg.train.batch_size < 1 or cfg.train.epochs < 1:
+        raise ConfigError("train.batch_size and train.epochs must be >= 1")
