@@ -271,7 +271,8 @@ def main(args: argparse.Namespace) -> int:
         if args.protocol:
             _print_protocol(p)
         else:
-            print(f"{p.name:<18} {p.dataset:<8} {len(p.folds):2d} folds  {p.description.split('. ')[0]}")
+            desc = p.description.split(". ")[0]
+            print(f"{p.name:<18} {p.dataset:<8} {len(p.folds):2d} folds  {desc[:80] + '...' if len(desc) > 80 else desc}")
         if args.check:
             issues = check_protocol(p)
             failed |= bool(issues)

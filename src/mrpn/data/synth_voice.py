@@ -1,0 +1,376 @@
+"""Synthetic voices for `mrpn synth`: a source-filter speech synthesiser with emotional prosody.
+
+An utterance is planned first (`plan_utterance`): syllables with a consonant onset (fricative,
+stop, nasal or none) and a vowel, stress, pauses, and prosody drawn from the emotion (pitch level,
+range, slope, loudness, speech rate, jitter, shimmer, breathiness, spectral tilt, tremor) with
+within-class variability and the actor's own voice (`VoiceParams`). `synth_voice` then renders it:
+a harmonic glottal source at F0 (sum of harmonics with a spectral tilt, jitter and shimmer) whose
+harmonic amplitudes follow the vocal-tract transfer function of five time-varying formants, plus
+aspiration noise, fricative and burst noise, and background noise.
+
+The plan also drives the face: `Utterance.mouth_open(t)` gives the talking mouth opening in sync
+with the syllables.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+# prosody per emotion, relative to the speaker's neutral voice:
+#   f0: pitch ratio, range: accent size (semitones), slope: pitch change over the utterance (semitones),
+#   energy: level (dB), rate: speech-rate ratio, jitter/shimmer: multipliers, breath: added
+#   breathiness, tilt: added spectral tilt (dB; positive = brighter), tremor: pitch tremor (semitones)
+EMOTION_PROSODY: dict[str, dict[str, float]] = {
+    "neutral":   dict(f0=1.00, range=2.0, slope=-2.0, energy=0.0, rate=1.00, jitter=1.0, shimmer=1.0, breath=0.00,
+                      tilt=0.0, tremor=0.0),
+    "calm":      dict(f0=0.96, range=1.4, slope=-2.5, energy=-3.0, rate=0.88, jitter=1.0, shimmer=1.0, breath=0.12,
+                      tilt=-2.0, tremor=0.0),
+    "happy":     dict(f0=1.18, range=5.0, slope=0.5, energy=3.0, rate=1.08, jitter=1.1, shimmer=1.1, breath=0.00,
+                      tilt=2.5, tremor=0.0),
+    "sad":       dict(f0=0.90, range=1.1, slope=-3.0, energy=-6.0, rate=0.75, jitter=1.6, shimmer=1.5, breath=0.20,
+                      tilt=-4.0, tremor=0.15),
+    "angry":     dict(f0=1.13, range=4.0, slope=-1.5, energy=7.0, rate=1.12, jitter=1.5, shimmer=1.6, breath=-0.05,
+                      tilt=6.0, tremor=0.0),
+    "fearful":   dict(f0=1.32, range=3.5, slope=1.0, energy=1.0, rate=1.25, jitter=2.5, shimmer=1.6, breath=0.15,
+                      tilt=1.0, tremor=0.6),
+    "disgust":   dict(f0=0.93, range=3.0, slope=-3.5, energy=0.0, rate=0.82, jitter=1.3, shimmer=1.2, breath=0.08,
+                      tilt=-1.0, tremor=0.0),
+    "surprised": dict(f0=1.25, range=7.0, slope=4.0, energy=4.0, rate=1.05, jitter=1.1, shimmer=1.1, breath=0.05,
+                      tilt=2.0, tremor=0.0),
+}
+_MULTIPLICATIVE = ("f0", "rate", "jitter", "shimmer")
+
+# male formant targets (Hz) F1..F3 per vowel (Peterson & Barney style); F4, F5 fixed; openness
+# of the mouth for the face
+VOWELS: dict[str, tuple[float, float, float]] = {
+    "a": (730.0, 1090.0, 2440.0), "e": (530.0, 1840.0, 2480.0), "i": (300.0, 2250.0, 3000.0),
+    "o": (570.0, 840.0, 2410.0), "u": (320.0, 870.0, 2240.0), "ae": (660.0, 1720.0, 2410.0),
+    "er": (490.0, 1350.0, 1690.0),
+}
+VOWEL_OPENNESS = {"a": 1.0, "ae": 0.85, "e": 0.6, "o": 0.75, "er": 0.45, "i": 0.35, "u": 0.3}
+_F45 = (3300.0, 3750.0)
+_BW = np.array([70.0, 90.0, 130.0, 180.0, 250.0])
+
+
+@dataclass(frozen=True)
+class VoiceParams:
+    """One actor's voice."""
+    f0: float = 120.0             # base pitch (Hz)
+    formant_scale: float = 1.0    # vocal tract: 1.0 average male, ~1.15 female
+    tilt: float = -10.0           # source + radiation spectral slope, dB per octave
+    breath: float = 0.08          # breathiness 0..1
+    jitter: float = 0.006         # relative cycle-to-cycle pitch perturbation
+    shimmer: float = 0.04         # relative amplitude perturbation
+    rate: float = 4.5             # syllables per second
+    loudness: float = 0.0         # dB
+    expressiveness: float = 1.0   # how strongly emotion shows in this voice
+    bw_scale: float = 1.0         # formant bandwidth factor
+    vowel_bias: int = 0           # seed for this speaker's habitual vowel sequence
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "VoiceParams":
+        return cls(**dict(d))
+
+
+def random_voice_params(rng: np.random.Generator, gender: str = "male") -> VoiceParams:
+    male = gender == "male"
+    return VoiceParams(
+        f0=float(rng.uniform(100.0, 140.0) if male else rng.uniform(180.0, 240.0)),
+        formant_scale=float((1.0 if male else 1.16) * rng.uniform(0.95, 1.05)),
+        tilt=float(rng.uniform(-12.0, -8.0)),
+        breath=float(rng.uniform(0.03, 0.12) + (0.0 if male else 0.04)),
+        jitter=float(rng.uniform(0.003, 0.009)),
+        shimmer=float(rng.uniform(0.02, 0.06)),
+        rate=float(rng.uniform(3.8, 5.2)),
+        loudness=float(rng.uniform(-3.0, 3.0)),
+        expressiveness=float(rng.uniform(0.7, 1.2)),
+        bw_scale=float(rng.uniform(0.85, 1.25)),
+        vowel_bias=int(rng.integers(0, 2**31 - 1)),
+    )
+
+
+def emotion_prosody(emotion: str, intensity: float = 1.0, expressiveness: float = 1.0,
+                    rng: np.random.Generator | None = None, variability: float = 0.0) -> dict[str, float]:
+    """Prosody of `emotion` with its deviation from neutral scaled by intensity * expressiveness,
+    plus relative jitter of size `variability` (within-class variability)."""
+    if emotion not in EMOTION_PROSODY:
+        raise ValueError(f"unknown emotion {emotion!r}; known: {', '.join(EMOTION_PROSODY)}")
+    neu, emo = EMOTION_PROSODY["neutral"], EMOTION_PROSODY[emotion]
+    k = intensity * expressiveness
+    out = {}
+    for key, v in emo.items():
+        if key in _MULTIPLICATIVE:
+            out[key] = neu[key] * (v / neu[key]) ** k
+        else:
+            out[key] = neu[key] + k * (v - neu[key])
+    if rng is not None and variability > 0:
+        sd = {"f0": 0.05, "range": 1.0, "slope": 1.2, "energy": 2.0, "rate": 0.08, "jitter": 0.2, "shimmer": 0.2,
+              "breath": 0.04, "tilt": 1.5, "tremor": 0.1}
+        for key in out:
+            d = rng.normal(0.0, variability * sd[key])
+            out[key] = out[key] * math.exp(d) if key in _MULTIPLICATIVE else out[key] + d
+        out["range"] = max(0.3, out["range"])
+        out["tremor"] = max(0.0, out["tremor"])
+    return out
+
+
+@dataclass
+class Syllable:
+    start: float      # s
+    end: float
+    vowel: str
+    onset: str        # "", "fric", "stop", "nasal"
+    fric: int         # fricative colour 0 (s), 1 (sh), 2 (f)
+    stressed: bool
+    consonant_dur: float
+
+
+@dataclass
+class Utterance:
+    """A planned utterance: timing and prosody. Times are seconds from the clip start."""
+    duration: float
+    emotion: str
+    intensity: float
+    prosody: dict[str, float]
+    syllables: list[Syllable] = field(default_factory=list)
+    f0_base: float = 120.0
+    seed: int = 0
+
+    @property
+    def speech_start(self) -> float:
+        return self.syllables[0].start if self.syllables else 0.0
+
+    @property
+    def speech_end(self) -> float:
+        return self.syllables[-1].end if self.syllables else 0.0
+
+    def mouth_open(self, t: np.ndarray | float) -> np.ndarray:
+        """Talking mouth opening 0..1 at times t: each syllable opens during its vowel, by the
+        vowel's openness, scaled a little by loudness."""
+        t = np.atleast_1d(np.asarray(t, np.float64))
+        out = np.zeros_like(t)
+        gain = float(np.clip(0.75 + 0.04 * self.prosody.get("energy", 0.0), 0.45, 1.1))
+        for s in self.syllables:
+            v0 = s.start + s.consonant_dur
+            d = max(1e-3, s.end - v0)
+            x = (t - v0) / d
+            m = (x > -0.15) & (x < 1.05)
+            if not m.any():
+                continue
+            shape = np.sin(np.pi * np.clip((x[m] + 0.15) / 1.2, 0.0, 1.0)) ** 0.8
+            a = VOWEL_OPENNESS[s.vowel] * gain * (1.15 if s.stressed else 1.0)
+            out[m] = np.maximum(out[m], a * shape)
+        return np.clip(out, 0.0, 1.0)
+
+
+def plan_utterance(params: Any, emotion: str, duration: float, rng: np.random.Generator,
+                   intensity: float | None = None, variability: float = 1.0) -> Utterance:
+    """Syllable timing and prosody of one utterance filling most of `duration` seconds."""
+    vp: VoiceParams = getattr(params, "voice", params)
+    if isinstance(vp, Mapping):
+        vp = VoiceParams.from_dict(vp)
+    if intensity is None:
+        intensity = float(rng.uniform(0.55, 1.0))
+    pros = emotion_prosody(emotion, intensity, vp.expressiveness, rng, variability)
+    rate = max(1.5, vp.rate * pros["rate"])
+    t = float(rng.uniform(0.12, 0.4))
+    end = duration - float(rng.uniform(0.12, 0.35))
+    # this speaker's habitual vowels (a fixed "sentence" per actor, like RAVDESS statements) with
+    # random substitutions
+    vrng = np.random.default_rng(vp.vowel_bias)
+    names = list(VOWELS)
+    habit = [names[i] for i in vrng.integers(0, len(names), 16)]
+    syl: list[Syllable] = []
+    i = 0
+    while True:
+        d = float(np.clip(rng.gamma(6.0, 1.0 / (6.0 * rate)), 0.4 / rate, 2.0 / rate))
+        if t + d > end:
+            break
+        vowel = habit[i % len(habit)] if rng.random() < 0.7 else names[int(rng.integers(len(names)))]
+        onset = ["", "fric", "stop", "nasal"][int(rng.choice(4, p=[0.25, 0.3, 0.3, 0.15]))]
+        cd = {"": 0.0, "fric": rng.uniform(0.05, 0.1), "stop": rng.uniform(0.03, 0.06),
+              "nasal": rng.uniform(0.04, 0.08)}[onset]
+        cd = float(min(cd, 0.45 * d))
+        stressed = bool(i == 0 or rng.random() < 0.3)
+        syl.append(Syllable(t, t + d, vowel, onset, int(rng.integers(3)), stressed, cd))
+        t += d
+        if rng.random() < 0.22:  # a pause between words
+            t += float(rng.uniform(0.06, 0.18)) / max(0.6, pros["rate"])
+        i += 1
+    if not syl:  # very short clip: one syllable
+        s0 = min(0.1, duration * 0.1)
+        syl.append(Syllable(s0, max(s0 + 0.1, duration - s0), "a", "", 0, True, 0.0))
+    f0 = vp.f0 * pros["f0"]
+    return Utterance(duration=duration, emotion=emotion, intensity=intensity, prosody=pros, syllables=syl,
+                     f0_base=float(f0), seed=int(rng.integers(0, 2**31 - 1)))
+
+
+def _smooth_noise(rng: np.random.Generator, n: int, step: int) -> np.ndarray:
+    """Noise with correlation length `step` samples (linear interpolation of white noise)."""
+    k = n // step + 2
+    pts = rng.standard_normal(k)
+    return np.interp(np.arange(n) / step, np.arange(k), pts)
+
+
+def _shaped_noise(rng: np.random.Generator, n: int, sr: int, lo: float, hi: float, slope: float = 0.0) -> np.ndarray:
+    """White noise band-passed to [lo, hi] Hz with soft edges (FFT filtering), unit RMS."""
+    x = rng.standard_normal(n)
+    X = np.fft.rfft(x)
+    f = np.fft.rfftfreq(n, 1.0 / sr)
+    w = 1.0 / (1.0 + (lo / np.maximum(f, 1.0)) ** 4) / (1.0 + (f / hi) ** 4)
+    if slope:
+        w = w * (np.maximum(f, 50.0) / 1000.0) ** (slope / 6.02)
+    y = np.fft.irfft(X * w, n)
+    return y / (np.sqrt(np.mean(y ** 2)) + 1e-12)
+
+
+def synth_voice(params: Any, emotion: str, duration: float, sr: int = 16000,
+                rng: np.random.Generator | None = None, *, utterance: Utterance | None = None,
+                intensity: float | None = None, snr_db: float | None = None,
+                return_utterance: bool = False) -> np.ndarray | tuple[np.ndarray, Utterance]:
+    """Render `duration` seconds of emotional speech at `sr` Hz: float32 mono in [-1, 1].
+
+    `params` is a `VoiceParams` (or anything with a `.voice`). Pass `utterance` (from
+    `plan_utterance`) to render a known plan, e.g. one whose syllables also drive a face; with
+    `return_utterance=True` the plan comes back too. `snr_db` sets the background noise (random
+    25..40 dB when None).
+    """
+    rng = rng if rng is not None else np.random.default_rng()
+    vp: VoiceParams = getattr(params, "voice", params)
+    if isinstance(vp, Mapping):
+        vp = VoiceParams.from_dict(vp)
+    utt = utterance if utterance is not None else plan_utterance(vp, emotion, duration, rng, intensity)
+    pr = utt.prosody
+    n = int(round(duration * sr))
+    hop = max(1, sr // 500)                     # control rate: 2 ms
+    m = n // hop + 2
+    tc = np.arange(m) * hop / sr                # control times
+
+    # --- pitch contour (semitones relative to f0_base) ---
+    sp0, sp1 = utt.speech_start, max(utt.speech_end, utt.speech_start + 1e-3)
+    u = np.clip((tc - sp0) / (sp1 - sp0), 0.0, 1.0)
+    st = pr["slope"] * (u - 0.5)
+    for s in utt.syllables:
+        if s.stressed:
+            c = 0.5 * (s.start + s.end)
+            w = 0.5 * (s.end - s.start)
+            st += pr["range"] * rng.uniform(0.5, 1.0) * np.exp(-0.5 * ((tc - c) / w) ** 2)
+    if utt.emotion == "surprised" or pr["slope"] > 2.5:  # final rise
+        st += 0.5 * pr["range"] * np.clip((tc - (sp1 - 0.3)) / 0.3, 0.0, 1.0) ** 2
+    ph_tr = rng.uniform(0, 2 * np.pi)
+    st += pr["tremor"] * np.sin(2 * np.pi * rng.uniform(5.0, 7.0) * tc + ph_tr)
+    st += 0.25 * _smooth_noise(rng, m, 50)     # slow wander
+    f0c = utt.f0_base * 2.0 ** (st / 12.0)
+    jit = vp.jitter * pr["jitter"]
+    f0c = f0c * (1.0 + jit * _smooth_noise(rng, m, 4))   # ~ cycle-scale perturbation at control rate
+
+    # --- amplitude (voicing) envelope and formants at control rate ---
+    amp = np.zeros(m)
+    fric_env = np.zeros((3, m))
+    burst_env = np.zeros(m)
+    fmts = np.zeros((5, m))
+    centres, targets = [], []
+    fs = vp.formant_scale
+    for s in utt.syllables:
+        v0 = s.start + s.consonant_dur
+        a = 10 ** (((3.0 if s.stressed else 0.0) + rng.normal(0, 1.0)) / 20)
+        x = (tc - v0) / max(1e-3, s.end - v0)
+        atk = np.clip(x / 0.15, 0, 1)
+        rel = np.clip((1.0 - x) / 0.3, 0, 1)
+        env = np.where((x >= 0) & (x <= 1), np.minimum(atk, rel) ** 0.7, 0.0) * a
+        if s.onset == "nasal":  # voiced murmur before the vowel
+            xn = (tc - s.start) / max(1e-3, s.consonant_dur)
+            env = np.maximum(env, np.where((xn >= 0) & (xn < 1), 0.3 * a, 0.0))
+        elif s.onset == "fric":
+            xf = (tc - s.start) / max(1e-3, s.consonant_dur)
+            fric_env[s.fric] = np.maximum(fric_env[s.fric], np.where((xf >= 0) & (xf < 1), np.sin(np.pi * np.clip(xf, 0, 1)), 0.0))
+        elif s.onset == "stop":
+            xb = (tc - (v0 - 0.012)) / 0.012
+            burst_env = np.maximum(burst_env, np.where((xb >= 0) & (xb < 1), 1.0 - xb, 0.0))
+        amp = np.maximum(amp, env)
+        centres.append(0.5 * (v0 + s.end))
+        f1, f2, f3 = VOWELS[s.vowel]
+        targets.append([f1 * fs, f2 * fs, f3 * fs, _F45[0] * fs, _F45[1] * fs])
+    targets_a = np.array(targets)
+    for i in range(5):
+        fmts[i] = np.interp(tc, centres, targets_a[:, i])
+    # nasals pull F1 down at syllable onsets
+    for s in utt.syllables:
+        if s.onset == "nasal":
+            mk = (tc >= s.start) & (tc < s.start + s.consonant_dur)
+            fmts[0, mk] = 260.0 * fs
+            fmts[1, mk] = np.minimum(fmts[1, mk], 1300.0 * fs)
+    shim = vp.shimmer * pr["shimmer"]
+    amp = amp * np.exp(shim * _smooth_noise(rng, m, 5))
+
+    # --- harmonic source through the formant filter ---
+    tilt = vp.tilt + pr["tilt"] + 0.3 * pr["energy"]   # louder voices are brighter
+    alpha = -tilt / 6.02
+    bw = _BW * vp.bw_scale * (1.0 + 1.5 * max(0.0, vp.breath + pr["breath"]))
+    f0_full = np.interp(np.arange(n) / hop, np.arange(m), f0c)
+    phase = 2 * np.pi * np.cumsum(f0_full) / sr
+    kmax = int(min(120, (0.47 * sr) / max(40.0, f0c.min())))
+    voiced = amp > 1e-4
+    y = np.zeros(n)
+    if voiced.any() and kmax >= 1:
+        # harmonic amplitudes [K, m] from source tilt x vocal tract response
+        k = np.arange(1, kmax + 1)[:, None]
+        f = k * f0c[None, :]
+        H = np.ones_like(f)
+        for i in range(5):
+            Fi = fmts[i][None, :]
+            Bi = bw[i]
+            H *= Fi * Fi / np.sqrt((Fi * Fi - f * f) ** 2 + (Bi * f) ** 2)
+        A = (k.astype(float) ** (-alpha)) * H * amp[None, :]
+        A[f >= 0.47 * sr] = 0.0
+        idx = np.arange(n) / hop
+        i0 = np.minimum(idx.astype(np.int64), m - 2)
+        w = (idx - i0)[None, :]
+        # sin(k phi) by the Chebyshev recurrence, summed with interpolated amplitudes
+        c2 = 2.0 * np.cos(phase)
+        s_prev = np.zeros(n)
+        s_cur = np.sin(phase)
+        keep = A.max(axis=1) > A.max() * 1e-3
+        for kk in range(kmax):
+            if keep[kk]:
+                a_k = A[kk, i0] * (1.0 - w[0]) + A[kk, i0 + 1] * w[0]
+                y += a_k * s_cur
+            s_prev, s_cur = s_cur, c2 * s_cur - s_prev
+    # breathiness: aspiration noise, pitch-synchronously modulated, shaped like a vowel spectrum
+    amp_full = np.interp(np.arange(n) / hop, np.arange(m), amp)
+    vrms = np.sqrt(np.mean(y[amp_full > 0.1] ** 2)) if (amp_full > 0.1).any() else 1.0
+    breath = max(0.0, vp.breath + pr["breath"])
+    asp = _shaped_noise(rng, n, sr, 400.0, 5000.0, slope=-3.0)
+    y += vrms * 1.2 * breath * asp * amp_full * (0.6 + 0.4 * np.cos(phase))
+    # fricatives and stop bursts
+    bands = [(3500.0, 7500.0), (1800.0, 5000.0), (800.0, 7500.0)]
+    for j, (lo, hi) in enumerate(bands):
+        if fric_env[j].any():
+            e = np.interp(np.arange(n) / hop, np.arange(m), fric_env[j])
+            y += vrms * [0.35, 0.3, 0.15][j] * _shaped_noise(rng, n, sr, lo, min(hi, 0.48 * sr)) * e
+    if burst_env.any():
+        e = np.interp(np.arange(n) / hop, np.arange(m), burst_env)
+        y += vrms * 0.5 * _shaped_noise(rng, n, sr, 500.0, min(6000.0, 0.48 * sr)) * e
+
+    # level: emotion energy and the speaker's loudness; then background noise
+    speech_rms = np.sqrt(np.mean(y[amp_full > 0.1] ** 2)) if (amp_full > 0.1).any() else 1.0
+    level_db = -26.0 + pr["energy"] + vp.loudness
+    y *= 10 ** (level_db / 20) / (speech_rms + 1e-12)
+    snr = float(rng.uniform(25.0, 40.0)) if snr_db is None else float(snr_db)
+    noise_rms = 10 ** ((-26.0 - snr) / 20)     # noise level independent of the emotion's loudness
+    y += noise_rms * (_shaped_noise(rng, n, sr, 60.0, 0.45 * sr, slope=-3.0))
+    y = np.tanh(y * 1.2) / 1.2                 # soft limiting
+    out = y.astype(np.float32)
+    return (out, utt) if return_utterance else out
+
+
+__all__ = [
+    "VoiceParams", "random_voice_params", "emotion_prosody", "plan_utterance", "synth_voice", "Utterance",
+    "Syllable", "EMOTION_PROSODY", "VOWELS",
+]
