@@ -131,6 +131,8 @@ def test_make_actor_folds_deterministic_and_balanced():
     assert check_protocol(p) == []
     sizes = [len(f.val_actors) for f in p.folds]
     assert max(sizes) - min(sizes) <= 1 and sum(sizes) == 23
+    partly = make_actor_folds(actors, 5, genders={"s00": "male", "s01": None}, seed=0)
+    assert check_protocol(partly) == [] and not partly.balanced_by_gender
     r = make_actor_folds(actors, 5, seed=None)
     assert check_protocol(r) == [] and r.folds[0].val_actors[0] == "s00"
     assert make_actor_folds(actors, 5, seed=4).folds != make_actor_folds(actors, 5, seed=5).folds

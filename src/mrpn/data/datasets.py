@@ -141,14 +141,22 @@ def _safe_id(text: str) -> str:
     return s or "clip"
 
 
+def _subdirs(folder: Path) -> list[Path]:
+    try:
+        with os.scandir(folder) as it:
+            return sorted(Path(e.path) for e in it if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        return []
+
+
 def _find_dir(root: Path, name: str) -> Path | None:
     """`root` itself, a child or a grandchild folder called `name` (case-insensitive)."""
     if root.name.lower() == name.lower():
         return root
-    for depth_glob in ("*", "*/*"):
-        for p in sorted(root.glob(depth_glob)):
-            if p.is_dir() and p.name.lower() == name.lower():
-                return p
+    children = _subdirs(root)
+    for d in children + [g for c in children for g in _subdirs(c)]:
+        if d.name.lower() == name.lower():
+            return d
     return None
 
 
@@ -516,7 +524,7 @@ def _read_gray48(path: str) -> np.ndarray | None:
 def _fer_folder_arrays(clips: list[Clip], problems: list[Problem]) -> tuple[np.ndarray, np.ndarray]:
     workers = min(8, 2 * (os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        imgs = list(pool.map(_read_gray48, [c.video for c in clips], chunksize=256))
+        imgs = list(pool.map(_read_gray48, [c.video for c in clips]))
     keep = [i for i, im in enumerate(imgs) if im is not None]
     problems += [Problem(clips[i].video, "unreadable image") for i, im in enumerate(imgs) if im is None]
     images = np.stack([imgs[i] for i in keep]) if keep else np.zeros((0, 48, 48), np.uint8)
@@ -542,6 +550,7 @@ def load_fer2013_arrays(root: str | os.PathLike, split: str = "train",
     Reads either layout (images in a thread pool; non-48x48 images are resized). Unreadable images
     are skipped and, when a `problems` list is given, appended to it. Nothing is cached here."""
     problems = [] if problems is None else problems
+    n_before = len(problems)
     splits = _fer_splits(split)
     layout, path = _fer_layout(root)
     if layout == "csv":
@@ -550,8 +559,8 @@ def load_fer2013_arrays(root: str | os.PathLike, split: str = "train",
         found = scan_fer2013(path, split)
         problems += found.problems
         images, labels = _fer_folder_arrays(found.clips, problems)
-    if problems:
-        log.warning("FER2013 %s: %d files skipped, e.g. %s", split, len(problems), problems[0])
+    if len(problems) > n_before:
+        log.warning("FER2013 %s: %d images skipped, e.g. %s", split, len(problems) - n_before, problems[n_before])
     return images, labels
 
 
@@ -590,8 +599,9 @@ def _manifest_row(csv_path: Path, line: int, row: dict[str, str]) -> dict | Prob
     for p in (video, audio):
         if p is not None and not p.is_file():
             return Problem(str(p), f"listed in {where} but does not exist")
-        if p is not None and _size_problem(p):
-            return _size_problem(p)
+        empty = _size_problem(p) if p is not None else None
+        if empty:
+            return empty
     return {"video": video, "audio": audio, "label": row["label"], "speaker": speaker,
             "id": row.get("id", ""), "gender": _GENDERS.get(row.get("gender", "").lower()), "line": line}
 

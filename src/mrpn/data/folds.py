@@ -177,11 +177,12 @@ def make_actor_folds(actors: Iterable[str], k: int, genders: dict[str, str | Non
     names = list(fold_names) if fold_names else [f"F{i + 1}" for i in range(k)]
     if len(names) != k:
         raise ValueError(f"{len(names)} fold names for {k} folds")
+    known = {a: str(genders[a]) for a in actors if genders.get(a)}
+    balanced = len(known) == len(actors)
     d = {"dataset": dataset, "protocol": name or f"actors{k}",
-         "description": f"{k} actor-disjoint folds (seed {seed}" + (", gender balanced)" if genders else ")"),
+         "description": f"{k} actor-disjoint folds (seed {seed}" + (", gender balanced)" if balanced else ")"),
          "actors": actors, "folds": [{"name": n, "val": sorted(v)} for n, v in zip(names, vals)],
-         "genders": {a: genders[a] for a in actors if genders.get(a)} or None,
-         "balanced_by_gender": bool(genders)}
+         "genders": known or None, "balanced_by_gender": balanced}
     return protocol_from_dict(d, name=f"{dataset}_{d['protocol']}")
 
 
@@ -210,7 +211,8 @@ def check_protocol(protocol: Protocol) -> list[str]:
         if not f.train_actors:
             issues.append(f"fold {f.name}: empty train set")
         if set(f.train_actors) & set(f.val_actors):
-            issues.append(f"fold {f.name}: train and val share actors {sorted(set(f.train_actors) & set(f.val_actors))}")
+            shared = sorted(set(f.train_actors) & set(f.val_actors))
+            issues.append(f"fold {f.name}: train and val share actors {shared}")
         for a in f.val_actors:
             if a not in actors:
                 issues.append(f"fold {f.name}: val actor {a} is not in the actor list")
@@ -272,7 +274,8 @@ def main(args: argparse.Namespace) -> int:
             _print_protocol(p)
         else:
             desc = p.description.split(". ")[0]
-            print(f"{p.name:<18} {p.dataset:<8} {len(p.folds):2d} folds  {desc[:80] + '...' if len(desc) > 80 else desc}")
+            desc = desc[:77] + "..." if len(desc) > 80 else desc
+            print(f"{p.name:<18} {p.dataset:<8} {len(p.folds):2d} folds  {desc}")
         if args.check:
             issues = check_protocol(p)
             failed |= bool(issues)

@@ -60,7 +60,7 @@ class VoiceParams:
     """One actor's voice."""
     f0: float = 120.0             # base pitch (Hz)
     formant_scale: float = 1.0    # vocal tract: 1.0 average male, ~1.15 female
-    tilt: float = -10.0           # source + radiation spectral slope, dB per octave
+    tilt: float = -6.0            # source + radiation spectral slope, dB per octave
     breath: float = 0.08          # breathiness 0..1
     jitter: float = 0.006         # relative cycle-to-cycle pitch perturbation
     shimmer: float = 0.04         # relative amplitude perturbation
@@ -83,7 +83,7 @@ def random_voice_params(rng: np.random.Generator, gender: str = "male") -> Voice
     return VoiceParams(
         f0=float(rng.uniform(100.0, 140.0) if male else rng.uniform(180.0, 240.0)),
         formant_scale=float((1.0 if male else 1.16) * rng.uniform(0.95, 1.05)),
-        tilt=float(rng.uniform(-12.0, -8.0)),
+        tilt=float(rng.uniform(-7.5, -5.0)),
         breath=float(rng.uniform(0.03, 0.12) + (0.0 if male else 0.04)),
         jitter=float(rng.uniform(0.003, 0.009)),
         shimmer=float(rng.uniform(0.02, 0.06)),
@@ -310,7 +310,7 @@ def synth_voice(params: Any, emotion: str, duration: float, sr: int = 16000,
     amp = amp * np.exp(shim * _smooth_noise(rng, m, 5))
 
     # --- harmonic source through the formant filter ---
-    tilt = vp.tilt + pr["tilt"] + 0.3 * pr["energy"]   # louder voices are brighter
+    tilt = min(-1.5, vp.tilt + pr["tilt"] + 0.3 * pr["energy"])   # louder voices are brighter
     alpha = -tilt / 6.02
     bw = _BW * vp.bw_scale * (1.0 + 1.5 * max(0.0, vp.breath + pr["breath"]))
     f0_full = np.interp(np.arange(n) / hop, np.arange(m), f0c)
@@ -336,7 +336,7 @@ def synth_voice(params: Any, emotion: str, duration: float, sr: int = 16000,
         c2 = 2.0 * np.cos(phase)
         s_prev = np.zeros(n)
         s_cur = np.sin(phase)
-        keep = A.max(axis=1) > A.max() * 1e-3
+        keep = A.max(axis=1) > A.max() * 1e-4
         for kk in range(kmax):
             if keep[kk]:
                 a_k = A[kk, i0] * (1.0 - w[0]) + A[kk, i0 + 1] * w[0]
@@ -346,8 +346,8 @@ def synth_voice(params: Any, emotion: str, duration: float, sr: int = 16000,
     amp_full = np.interp(np.arange(n) / hop, np.arange(m), amp)
     vrms = np.sqrt(np.mean(y[amp_full > 0.1] ** 2)) if (amp_full > 0.1).any() else 1.0
     breath = max(0.0, vp.breath + pr["breath"])
-    asp = _shaped_noise(rng, n, sr, 400.0, 5000.0, slope=-3.0)
-    y += vrms * 1.2 * breath * asp * amp_full * (0.6 + 0.4 * np.cos(phase))
+    asp = _shaped_noise(rng, n, sr, 500.0, 6000.0, slope=-6.0)
+    y += vrms * 0.35 * breath * asp * amp_full * (0.5 + 0.5 * np.cos(phase))
     # fricatives and stop bursts
     bands = [(3500.0, 7500.0), (1800.0, 5000.0), (800.0, 7500.0)]
     for j, (lo, hi) in enumerate(bands):

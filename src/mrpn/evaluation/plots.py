@@ -65,8 +65,7 @@ def plot_confusion(confusion: Sequence[Sequence[float]] | np.ndarray, class_name
     masked = np.ma.masked_invalid(values)
     import matplotlib
 
-    cmap_obj = matplotlib.colormaps[cmap].copy()
-    cmap_obj.set_bad("#dddddd")
+    cmap_obj = matplotlib.colormaps[cmap].with_extremes(bad="#dddddd")
     im = ax.imshow(masked, cmap=cmap_obj, vmin=0.0, vmax=vmax, interpolation="nearest", aspect="equal")
     cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     cbar.set_label("% of true class (row)" if normalize else "count")

@@ -709,6 +709,8 @@ def render_report(runs: Sequence[Run], out_dir: str | os.PathLike, title: str | 
     out_dir.mkdir(parents=True, exist_ok=True)
     title = title or "MRPN evaluation report"
     notes = list(notes or [])
+    for r in runs:   # problems met while loading, unless the caller already passed them
+        notes += [p for p in r.problems if p not in notes]
     tables = build_tables(runs)
     by_slug = {row["slug"]: (g, row) for g in tables["groups"] for row in g["rows"]}
     written: dict[str, Path] = {}

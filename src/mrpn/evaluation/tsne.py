@@ -25,6 +25,8 @@ PANEL_TITLES = {
     "fused": "Multi-modality",
 }
 _ORDER = ("v", "a", "fused")
+#: up to this many points t-SNE uses exact gradients (faster for small N), Barnes-Hut above
+EXACT_MAX_POINTS = 400
 
 
 def subsample_indices(labels: np.ndarray, max_points: int, seed: int = 0) -> np.ndarray:
@@ -51,7 +53,8 @@ def embed_tsne(x: np.ndarray, seed: int = 0, perplexity: float = 30.0, pca_dims:
 
     Features are standardised per dimension and, when ``D > pca_dims``, reduced by PCA first (the
     usual speed-up; it barely changes the picture). Perplexity is clipped to ``N - 1`` (t-SNE needs
-    it below the number of points). ``N < 3`` is returned as-is (padded to 2 columns) since
+    it below the number of points); exact gradients up to ``EXACT_MAX_POINTS`` points, Barnes-Hut
+    above. ``N < 3`` is returned as-is (padded to 2 columns) since
     t-SNE has nothing to do.
     """
     from sklearn.decomposition import PCA
@@ -68,8 +71,10 @@ def embed_tsne(x: np.ndarray, seed: int = 0, perplexity: float = 30.0, pca_dims:
     if d > pca_dims and n > pca_dims:
         x = PCA(n_components=pca_dims, random_state=seed).fit_transform(x)
     perp = float(max(1.0, min(perplexity, n - 1)))
+    # exact gradients are much faster than Barnes-Hut for the few hundred points of one fold
+    method = "exact" if n <= EXACT_MAX_POINTS else "barnes_hut"
     tsne = TSNE(n_components=2, perplexity=perp, init="pca", learning_rate="auto",
-                random_state=seed, n_jobs=1)
+                random_state=seed, n_jobs=1, method=method)
     return tsne.fit_transform(x)
 
 

@@ -22,12 +22,14 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
     "LSTMAggregator",
     "BiLSTMAggregator",
     "TransformerAggregator",
+    "EncoderBlock",
     "make_aggregator",
     "valid_mask",
     "gather_last",
@@ -129,20 +131,54 @@ def sinusoidal_encoding(max_len: int, dim: int) -> torch.Tensor:
     return pe
 
 
+class EncoderBlock(nn.Module):
+    """Pre-LN Transformer encoder block (ViT / nanoGPT style): x + Attn(LN(x)), then x + MLP(LN(x)).
+
+    Written out instead of nn.TransformerEncoderLayer because nn.MultiheadAttention computes
+    reshape sizes with Python arithmetic on the batch size (bsz * num_heads), which the ONNX tracer
+    freezes into constants, so an exported model then fails on any other batch size or length.
+    Here every reshape keeps a -1 and attention is F.scaled_dot_product_attention.
+    """
+
+    def __init__(self, dim: int, heads: int, ff_mult: int = 4, dropout: float = 0.0):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"hidden={dim} must be divisible by heads={heads}")
+        self.heads, self.dropout = heads, dropout
+        self.ln1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.ln2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, ff_mult * dim), nn.GELU(), nn.Linear(ff_mult * dim, dim))
+        self.drop = nn.Dropout(dropout)
+
+    def attention(self, x: torch.Tensor, attend: torch.Tensor) -> torch.Tensor:
+        B, T, D = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # 3 x [B, h, T, d]
+        # attend: [B, 1, 1, T] bool, True for valid keys; padded keys get zero attention weight
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attend,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(B, T, -1))
+
+    def forward(self, x: torch.Tensor, attend: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attention(self.ln1(x), attend))
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+
 class TransformerAggregator(nn.Module):
     """A_m of eq. (1) as a Transformer encoder whose outputs are averaged (section 5.6, "Transformer(avg)").
 
-    x -> Linear(in_dim, hidden) + positional encoding -> TransformerEncoder (pre-LN, final LayerNorm)
-    -> mean of the encoded outputs over valid positions. Padded positions are excluded from
-    attention by `src_key_padding_mask` and from the average by the same mask, following ViT's
-    average-pooled variant rather than a class token.
+    x -> Linear(in_dim, hidden) + positional encoding -> pre-LN encoder blocks -> LayerNorm
+    -> mean of the encoded outputs over valid positions. Padded positions are excluded as keys in
+    attention and from the average, following ViT's average-pooled variant rather than a class
+    token (the paper: "the average feature is taken from the decoded outputs ... follows ViT").
 
     Args:
         in_dim: per-step feature size.
         hidden: model width d_model = out_dim; must be divisible by `heads`.
-        num_layers: encoder layers.
+        num_layers: encoder blocks.
         heads: attention heads.
-        dropout: dropout inside the encoder layers.
+        dropout: dropout inside the blocks (attention weights, residual branches).
         ff_mult: feed-forward width = ff_mult * hidden.
         pos: "learned" (a trained table, as ViT) or "sinusoidal" (fixed) positional encoding.
         max_len: longest sequence the positional table covers.
@@ -160,20 +196,23 @@ class TransformerAggregator(nn.Module):
         else:
             # not persistent: it is recomputed identically at construction, so keep it out of checkpoints
             self.register_buffer("pos", sinusoidal_encoding(max_len, hidden).unsqueeze(0), persistent=False)
-        layer = nn.TransformerEncoderLayer(hidden, heads, dim_feedforward=ff_mult * hidden,
-                                           dropout=dropout, activation="gelu", batch_first=True,
-                                           norm_first=True)
-        # nested tensors are off: they change where padded outputs go and do not export to ONNX
-        self.encoder = nn.TransformerEncoder(layer, num_layers, norm=nn.LayerNorm(hidden),
-                                             enable_nested_tensor=False)
+        self.blocks = nn.ModuleList(EncoderBlock(hidden, heads, ff_mult, dropout) for _ in range(num_layers))
+        self.norm = nn.LayerNorm(hidden)
         self.out_dim = hidden
+
+    def encode(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Encoded sequence [B, T, hidden]; `valid` [B, T] bool marks non-padded steps."""
+        h = self.proj(x) + self.pos[:, : x.size(1)].to(x.dtype)
+        attend = valid[:, None, None, :]
+        for blk in self.blocks:
+            h = blk(h, attend)
+        return self.norm(h)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         T = x.size(1)
         lengths = _clamp_lengths(lengths, T, x.device)
         valid = valid_mask(lengths, T)  # [B, T]
-        h = self.proj(x) + self.pos[:, :T].to(x.dtype)
-        h = self.encoder(h, src_key_padding_mask=~valid)
+        h = self.encode(x, valid)
         # masked mean: padded outputs are computed but carry zero weight
         w = valid.unsqueeze(2).to(h.dtype)
         return (h * w).sum(1) / lengths.unsqueeze(1).to(h.dtype)

@@ -149,8 +149,9 @@ class ModalityBranch(nn.Module):
     `skip_padded=True` (default) runs F_m only on the valid elements and writes zeros at padded
     positions. This saves compute and, in training mode, keeps padding out of the extractor's
     BatchNorm batch statistics (so a sequence padded with garbage trains the same as one padded
-    with zeros). It uses a data-dependent gather; set `skip_padded = False` before ONNX export or
-    tracing — in eval mode both settings give the same f_m, since A_m ignores padded steps.
+    with zeros). The selection has a data-dependent size (ONNX NonZero: it exports and runs in
+    onnxruntime, tested); set `skip_padded = False` for runtimes that want static shapes. In eval
+    mode both settings give the same f_m, since A_m ignores padded steps.
     """
 
     def __init__(self, extractor: nn.Module, aggregator: nn.Module, skip_padded: bool = True):
