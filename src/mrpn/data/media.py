@@ -7,6 +7,7 @@ carry on. Video streams decode with ``thread_type="AUTO"`` (frame + slice thread
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -22,8 +23,13 @@ class MediaError(Exception):
     """A file that cannot be decoded; the message names the file and the reason."""
 
 
+_CSV_ROW = re.compile(r"^(?P<csv>.+\.csv)#(?P<row>\d+)$", re.IGNORECASE)
+
+
 def is_image(path: str | os.PathLike) -> bool:
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+    """An image file, or a FER2013-style CSV row reference "<file.csv>#<row>"."""
+    s = str(path)
+    return Path(s).suffix.lower() in IMAGE_EXTENSIONS or _CSV_ROW.match(s) is not None
 
 
 def _check_file(path: str | os.PathLike) -> Path:
@@ -44,7 +50,8 @@ def _open(path: str | os.PathLike):
     try:
         return av.open(str(p))
     except av.error.FFmpegError as e:  # InvalidDataError, EOFError, ...
-        raise MediaError(f"{p}: not a media file PyAV can read ({_ffmpeg_reason(e)})") from None
+        raise MediaError(f"{p}: cannot open: not a media file, or a truncated or damaged one "
+                         f"({_ffmpeg_reason(e)})") from None
 
 
 def _ffmpeg_reason(e: Exception) -> str:
@@ -137,6 +144,9 @@ class VideoReader:
             self.error = reason
         if self.n_decoded == 0:
             raise MediaError(f"{self.path}: the video stream has no decodable frame")
+        if self.error is None and self.n_frames_hint and self.n_decoded < self.n_frames_hint - 1:
+            self.error = (f"decoded {self.n_decoded} of the {self.n_frames_hint} frames the container "
+                          "announces (truncated or damaged file)")
 
     def close(self) -> None:
         self._container.close()
@@ -152,6 +162,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """An image file as uint8 RGB [H, W, 3] (OpenCV first, PyAV as the fallback)."""
     import cv2
 
+    m = _CSV_ROW.match(str(path))
+    if m:
+        return _csv_row_image(m.group("csv"), int(m.group("row")))
     p = _check_file(path)
     data = np.fromfile(p, dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_COLOR)
@@ -165,6 +178,41 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except Exception:  # noqa: BLE001 - any decoder failure means "unreadable"
         pass
     raise MediaError(f"{p}: not a readable image")
+
+
+_CSV_IMAGES: dict[str, dict[int, np.ndarray | None]] = {}
+
+
+def _csv_row_image(csv_path: str, row: int) -> np.ndarray:
+    """Row `row` (0-based data row) of a FER2013 CSV (emotion,pixels,Usage) as RGB [48, 48, 3].
+
+    The CSV is parsed once per process and kept (about 85 MB for all 35,887 images)."""
+    import csv
+
+    key = str(Path(csv_path).resolve())
+    table = _CSV_IMAGES.get(key)
+    if table is None:
+        p = _check_file(csv_path)
+        table = {}
+        with open(p, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = [h.strip().lower() for h in next(reader, [])]
+            if "pixels" not in header:
+                raise MediaError(f"{p}: CSV without a 'pixels' column")
+            ip = header.index("pixels")
+            for i, r in enumerate(reader):
+                try:
+                    px = np.array(r[ip].split(), dtype=np.uint8)
+                    side = int(round(np.sqrt(px.size)))
+                    table[i] = px.reshape(side, side) if side * side == px.size and side > 0 else None
+                except (ValueError, IndexError):
+                    table[i] = None
+        _CSV_IMAGES.clear()
+        _CSV_IMAGES[key] = table
+    img = table.get(row)
+    if img is None:
+        raise MediaError(f"{csv_path}#{row}: no such row or not a readable image row")
+    return np.repeat(img[:, :, None], 3, axis=2)
 
 
 def decode_audio(path: str | os.PathLike) -> tuple[np.ndarray, int] | None:
