@@ -100,16 +100,50 @@ def _stream_fps(vs) -> float:
     return 0.0
 
 
+class YUVFrame:
+    """A decoded frame as zero-copy views of its yuv420p planes (Y [H, W], U and V [H/2, W/2]).
+
+    Cropping and resizing the planes of just the face region is much cheaper than converting
+    every full frame to RGB; `to_rgb()` does the full conversion when it is needed."""
+
+    __slots__ = ("y", "u", "v", "width", "height", "_frame")
+
+    def __init__(self, frame):
+        if frame.format.name != "yuv420p":
+            frame = frame.reformat(format="yuv420p")
+        self._frame = frame
+        w, h = frame.width, frame.height
+        cw, ch = (w + 1) // 2, (h + 1) // 2
+        p = frame.planes
+        self.y = np.frombuffer(p[0], np.uint8).reshape(h, p[0].line_size)[:, :w]
+        self.u = np.frombuffer(p[1], np.uint8).reshape(ch, p[1].line_size)[:, :cw]
+        self.v = np.frombuffer(p[2], np.uint8).reshape(ch, p[2].line_size)[:, :cw]
+        self.width, self.height = w, h
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.height, self.width, 3)
+
+    @property
+    def ndim(self) -> int:
+        return 3
+
+    def to_rgb(self) -> np.ndarray:
+        return self._frame.to_ndarray(format="rgb24")
+
+
 class VideoReader:
-    """Iterate the frames of a video as uint8 arrays ([H, W, 3] RGB by default).
+    """Iterate the frames of a video: uint8 RGB [H, W, 3] arrays (format="rgb24", the default),
+    any other PyAV pixel format name, or `YUVFrame`s (format="yuv").
 
     >>> with VideoReader(path) as r:
     ...     for frame in r: ...
     ...     r.fps, r.n_decoded, r.error
 
     A stream that breaks off part-way (a truncated or damaged file) ends the iteration instead of
-    raising once at least one frame was decoded; `error` then holds the reason. A file that yields
-    no frame at all raises MediaError.
+    raising once at least one frame was decoded; `error` then holds the reason (also when fewer
+    frames than the container announces could be decoded). A file that yields no frame at all
+    raises MediaError.
     """
 
     def __init__(self, path: str | os.PathLike, format: str = "rgb24", threads: int = 0):
@@ -129,14 +163,15 @@ class VideoReader:
         self.n_decoded = 0
         self.error: str | None = None
 
-    def __iter__(self) -> Iterator[np.ndarray]:
+    def __iter__(self) -> Iterator:
         import av
 
+        yuv = self.format == "yuv"
         try:
             for frame in self._container.decode(self._stream):
-                arr = frame.to_ndarray(format=self.format)
+                out = YUVFrame(frame) if yuv else frame.to_ndarray(format=self.format)
                 self.n_decoded += 1
-                yield arr
+                yield out
         except av.error.FFmpegError as e:
             reason = f"decoding stopped after {self.n_decoded} frames ({_ffmpeg_reason(e)})"
             if self.n_decoded == 0:
@@ -260,6 +295,6 @@ def _audio_frame_to_float(frame) -> np.ndarray:
 
 
 __all__ = [
-    "MediaError", "MediaInfo", "VideoReader", "probe", "read_image", "decode_audio", "is_image",
+    "MediaError", "MediaInfo", "VideoReader", "YUVFrame", "probe", "read_image", "decode_audio", "is_image",
     "VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", "AUDIO_EXTENSIONS",
 ]

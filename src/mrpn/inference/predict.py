@@ -1,0 +1,130 @@
+"""`mrpn predict VIDEO...`: emotion probabilities over time and for the whole file.
+
+Prints a readable table per file, and with `--json` / `--plot` writes the JSON record
+(label, probabilities, timeline, modalities_used, per-modality scores) and a timeline PNG.
+A file that cannot be read gets a clear message and the others are still predicted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mrpn.io import atomic_write_json
+
+
+def plot_timeline(pred: dict, path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from mrpn.io import atomic_write_with
+
+    classes = pred["classes"]
+    tl = [w for w in pred["timeline"] if w["probabilities"]]
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(10, 4.8), sharex=True, gridspec_kw={"height_ratios": [4, 1]})
+    cmap = plt.get_cmap("tab10")
+    if tl:
+        t = np.array([(w["start"] + w["end"]) / 2 for w in tl])
+        for k, c in enumerate(classes):
+            ax.plot(t, [w["probabilities"][c] for w in tl], label=c, color=cmap(k % 10), lw=2)
+        for w in tl:
+            k = classes.index(w["label"])
+            ax2.axvspan(w["start"], w["start"] + (tl[1]["start"] - tl[0]["start"] if len(tl) > 1 else w["end"]),
+                        color=cmap(k % 10), alpha=0.8, lw=0)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("probability")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    ax.set_title(f"{Path(pred['file']).name}: {pred['label']} "
+                 f"({pred['probabilities'][pred['label']]:.0%}), modalities {'+'.join(pred['modalities_used'])}")
+    ax2.set_yticks([])
+    ax2.set_xlabel("time (s), window centres; bottom strip = top label per window")
+    ax2.set_xlim(0, max(pred["duration_s"], 1e-3))
+    fig.tight_layout()
+    atomic_write_with(path, lambda p: fig.savefig(p, dpi=110, format="png"), suffix=".png")
+    plt.close(fig)
+
+
+def format_prediction(pred: dict, max_rows: int = 20) -> str:
+    classes = pred["classes"]
+    short = [c[:7] for c in classes]
+    lines = [f"{pred['file']}", f"  whole file: {pred['label']}  "
+             + "  ".join(f"{c} {pred['probabilities'][c]:.2f}" for c in classes),
+             f"  modalities: {'+'.join(pred['modalities_used'])}  duration {pred['duration_s']:.2f} s"]
+    for m, p in pred.get("per_modality", {}).items():
+        top = max(p, key=p.get)
+        lines.append(f"  {'video' if m == 'v' else 'audio'} head alone: {top} ({p[top]:.2f})")
+    for n in pred.get("notes", []):
+        lines.append(f"  note: {n}")
+    tl = pred["timeline"]
+    step = max(1, len(tl) // max_rows)
+    lines.append("  " + f"{'start':>6} {'end':>6}  {'label':<10}" + " ".join(f"{s:>7}" for s in short))
+    for w in tl[::step]:
+        if w["probabilities"] is None:
+            lines.append(f"  {w['start']:6.2f} {w['end']:6.2f}  {'(no input)':<10}")
+            continue
+        lines.append(f"  {w['start']:6.2f} {w['end']:6.2f}  {w['label']:<10}"
+                     + " ".join(f"{w['probabilities'][c]:7.2f}" for c in classes))
+    if step > 1:
+        lines.append(f"  (every {step}th of {len(tl)} windows shown; all are in the JSON)")
+    return "\n".join(lines)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("videos", nargs="+", help="video files (anything PyAV reads), or images")
+    p.add_argument("--audio", help="separate audio file for the (single) video")
+    p.add_argument("--model", help="checkpoint (best.pt) or .safetensors model; default: the shipped model")
+    p.add_argument("--json", help="write the predictions here (a file for one video, else a folder)")
+    p.add_argument("--plot", help="write timeline PNG(s) here (a file for one video, else a folder)")
+    p.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    p.add_argument("--detector", default="opencv", help="face detector: opencv, dlib-hog, dlib-cnn, none")
+    p.add_argument("--window", type=float, default=1.0, help="window length in seconds (paper: 1 s)")
+    p.add_argument("--hop", type=float, default=0.2, help="window hop in seconds (paper: 0.2 s)")
+    p.add_argument("--device", default="cpu")
+
+
+def _target(base: str | None, video: str, n: int, suffix: str) -> Path | None:
+    if not base:
+        return None
+    if n == 1 and not base.endswith("/"):
+        return Path(base)
+    return Path(base) / (Path(video).stem + suffix)
+
+
+def main(args: argparse.Namespace) -> int:
+    from mrpn.inference.predictor import Predictor
+    from mrpn.training.checkpoint import CheckpointError
+
+    if args.audio and len(args.videos) > 1:
+        print("mrpn predict: error: --audio goes with a single video", file=sys.stderr)
+        return 2
+    try:
+        pred = Predictor(args.model, device=args.device, backend=args.backend, detector=args.detector,
+                         window_s=args.window, hop_s=args.hop)
+    except (CheckpointError, ImportError, RuntimeError) as e:
+        print(f"mrpn predict: error: {e}", file=sys.stderr)
+        return 2
+    ok = 0
+    results = []
+    for v in args.videos:
+        try:
+            r = pred.predict_file(v, args.audio).to_dict()
+        except Exception as e:  # one unreadable file must not stop the others
+            from mrpn.data.media import MediaError
+
+            kind = "" if isinstance(e, (MediaError, ValueError, FileNotFoundError)) else f"{type(e).__name__}: "
+            print(f"{v}: cannot predict: {kind}{e}", file=sys.stderr)
+            continue
+        ok += 1
+        results.append(r)
+        print(format_prediction(r))
+        if (j := _target(args.json, v, len(args.videos), ".json")):
+            atomic_write_json(j, r)
+            print(f"  -> {j}")
+        if (pth := _target(args.plot, v, len(args.videos), ".png")):
+            plot_timeline(r, pth)
+            print(f"  -> {pth}")
+    return 0 if ok else 1
