@@ -197,25 +197,70 @@ def square_region(box: Sequence[float], margin: float) -> tuple[int, int, int]:
     return x0, y0, s
 
 
-def crop_square(frame: np.ndarray, box: Sequence[float], size: int, margin: float, gray: bool = False) -> np.ndarray:
-    """uint8 [size, size, C] (C = 1 grey, 3 as the frame) of the margin square around `box`;
-    parts of the square outside the frame are black."""
+def _resize_down(img: np.ndarray, size: int) -> np.ndarray:
+    """Square `img` -> [size, size] with area averaging, fast: an integer-factor INTER_AREA step
+    (OpenCV's fast path) to between size and 2*size, then INTER_LINEAR for the rest."""
     import cv2
 
+    s = img.shape[0]
+    f = s // size
+    if f >= 2:
+        s2 = f * (s // f)
+        img = cv2.resize(img[:s2, :s2], (s2 // f, s2 // f), interpolation=cv2.INTER_AREA)
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def _take(plane: np.ndarray, x0: int, y0: int, s: int, fill: int) -> np.ndarray:
+    """plane[y0:y0+s, x0:x0+s], padded with `fill` where the square leaves the plane."""
+    H, W = plane.shape[:2]
+    if x0 >= 0 and y0 >= 0 and x0 + s <= W and y0 + s <= H:
+        return plane[y0:y0 + s, x0:x0 + s]
+    out = np.full((s, s) + plane.shape[2:], fill, np.uint8)
+    ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x0 + s, W), min(y0 + s, H)
+    if ix1 > ix0 and iy1 > iy0:
+        out[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = plane[iy0:iy1, ix0:ix1]
+    return out
+
+
+def _crop_yuv(frame, box: Sequence[float], size: int, margin: float, gray: bool) -> np.ndarray:
+    import cv2
+
+    x0, y0, s = square_region(box, margin)
+    x0, y0, s = x0 - (x0 % 2), y0 - (y0 % 2), max(2, s + (s % 2))      # chroma-aligned
+    y = _resize_down(_take(frame.y, x0, y0, s, 16), size)
+    if gray:
+        g = np.clip((y.astype(np.float32) - 16.0) * (255.0 / 219.0) + 0.5, 0, 255).astype(np.uint8)
+        return g[:, :, None]
+    even = size + (size % 2)
+    if even != size:
+        y = cv2.resize(y, (even, even), interpolation=cv2.INTER_LINEAR)
+    u = _resize_down(_take(frame.u, x0 // 2, y0 // 2, s // 2, 128), even // 2)
+    v = _resize_down(_take(frame.v, x0 // 2, y0 // 2, s // 2, 128), even // 2)
+    i420 = np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)]).reshape(even * 3 // 2, even)
+    rgb = cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
+    if even != size:
+        rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
+    return rgb
+
+
+def crop_square(frame, box: Sequence[float], size: int, margin: float, gray: bool = False) -> np.ndarray:
+    """uint8 [size, size, C] (C = 1 grey, 3 RGB) of the margin square around `box`; parts of the
+    square outside the frame are black. `frame` is uint8 RGB [H, W, 3], grey [H, W] or a
+    `mrpn.data.media.YUVFrame`."""
+    import cv2
+
+    if not isinstance(frame, np.ndarray):
+        return _crop_yuv(frame, box, size, margin, gray)
     if frame.ndim == 2:
         frame = frame[:, :, None]
-    H, W = frame.shape[:2]
     x0, y0, s = square_region(box, margin)
-    x1, y1 = x0 + s, y0 + s
-    if x0 >= 0 and y0 >= 0 and x1 <= W and y1 <= H:
-        region = frame[y0:y1, x0:x1]
+    region = _take(frame, x0, y0, s, 0)
+    if s > size:
+        out = _resize_down(region, size)
     else:
-        region = np.zeros((s, s, frame.shape[2]), np.uint8)
-        ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, W), min(y1, H)
-        if ix1 > ix0 and iy1 > iy0:
-            region[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = frame[iy0:iy1, ix0:ix1]
-    interp = cv2.INTER_AREA if s > size else cv2.INTER_LINEAR
-    out = cv2.resize(region, (size, size), interpolation=interp)
+        out = cv2.resize(region, (size, size), interpolation=cv2.INTER_LINEAR)
     if out.ndim == 2:
         out = out[:, :, None]
     if gray and out.shape[2] == 3:
@@ -223,6 +268,27 @@ def crop_square(frame: np.ndarray, box: Sequence[float], size: int, margin: floa
     elif not gray and out.shape[2] == 1:
         out = np.repeat(out, 3, axis=2)
     return np.ascontiguousarray(out)
+
+
+def detection_image(frame, width: int, color: bool = False) -> tuple[np.ndarray, float]:
+    """(grey uint8 image, or BGR when `color`, scale) of `frame` downscaled to `width` (0 or a
+    narrower frame: full size). Box coordinates found in it divide by `scale`."""
+    import cv2
+
+    H, W = frame.shape[:2]
+    scale = width / W if 0 < width < W else 1.0
+    size = (width, max(1, int(round(H * scale)))) if scale != 1.0 else None
+    if not isinstance(frame, np.ndarray):          # YUVFrame
+        if not color:
+            img = frame.y
+            return (cv2.resize(img, size, interpolation=cv2.INTER_AREA) if size else np.ascontiguousarray(img)), scale
+        frame = frame.to_rgb()
+    img = cv2.resize(frame, size, interpolation=cv2.INTER_AREA) if size else frame
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR if color else cv2.COLOR_RGB2GRAY)
+    elif img.ndim == 3:
+        img = img[:, :, 0]
+    return img, scale
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,23 +351,11 @@ class FaceTracker:
         self.detections = 0
 
     # -- detection ----------------------------------------------------------------------------
-    def _detect(self, idx: int, frame: np.ndarray) -> None:
-        import cv2
-
+    def _detect(self, idx: int, frame) -> None:
         self._keyframes.add(idx)
         self.detect_calls += 1
-        H, W = frame.shape[:2]
-        scale = 1.0
-        img = frame
-        dw = int(self.cfg.detect_width or 0)
-        if dw > 0 and W > dw and getattr(self.detector, "name", "") != "none":
-            scale = dw / W
-            img = cv2.resize(frame, (dw, max(1, int(round(H * scale)))), interpolation=cv2.INTER_AREA)
-        if img.ndim == 3 and img.shape[2] == 3:
-            if getattr(self.detector, "wants_color", False):
-                img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-            else:
-                img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+        width = 0 if getattr(self.detector, "name", "") == "none" else int(self.cfg.detect_width or 0)
+        img, scale = detection_image(frame, width, color=bool(getattr(self.detector, "wants_color", False)))
         best = largest(self.detector.detect(img))
         if best is not None and best[2] > 0 and best[3] > 0:
             self.detections += 1
@@ -408,5 +462,5 @@ def track_faces(frames: Iterable[np.ndarray], detector: Detector, config: FaceCo
 __all__ = [
     "Box", "Detector", "DetectorUnavailable", "OpenCVDetector", "DlibHogDetector", "DlibCnnDetector",
     "WholeFrameDetector", "DETECTORS", "register_detector", "make_detector", "largest",
-    "square_region", "crop_square", "FaceConfig", "FaceTrack", "FaceTracker", "track_faces",
+    "square_region", "crop_square", "detection_image", "FaceConfig", "FaceTrack", "FaceTracker", "track_faces",
 ]

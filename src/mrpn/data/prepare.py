@@ -96,7 +96,7 @@ def prepare_clip(clip: Clip, config: PrepareConfig, detector=None, decode_thread
             frame_size = list(img.shape[:2])
             track = track_faces([img], detector, fc)
         else:
-            with VideoReader(clip.video, threads=decode_threads) as reader:
+            with VideoReader(clip.video, format="yuv", threads=decode_threads) as reader:
                 track = track_faces(reader, detector, fc)
                 fps = float(reader.fps)
                 frame_size = [reader.height, reader.width]
