@@ -26,9 +26,11 @@ CODECS = {
 
 
 def blob_box(t: int, width: int, height: int) -> tuple[int, int, int, int]:
-    """(x, y, w, h) of the square drawn by blob_frame at frame t."""
+    """(x, y, w, h) of the square drawn by blob_frame at frame t: it moves 2 px a frame to the
+    right (linear motion, so interpolated boxes are exact) and wraps around at the right edge."""
     side = max(8, min(width, height) // 3)
-    x = int((width - side) * (0.1 + 0.8 * ((t * 3) % 40) / 40.0))
+    span = max(1, width - side - 20)
+    x = 10 + (2 * t) % span
     y = (height - side) // 2
     return x, y, side, side
 
@@ -40,20 +42,39 @@ def blob_frame(t: int, width: int, height: int) -> np.ndarray:
     return img
 
 
+def face_like_box(t: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of the head ellipse drawn by face_like_frame at frame t."""
+    m = min(width, height)
+    ax, ay = max(4, int(m * 0.27)), max(6, int(m * 0.36))
+    cx = width // 2 + int(round(0.08 * width * np.sin(2 * np.pi * t / 40)))
+    cy = height // 2
+    return cx - ax, cy - ay, 2 * ax, 2 * ay
+
+
 def face_like_frame(t: int, width: int, height: int) -> np.ndarray:
-    """A drawn cartoon face (skin-coloured ellipse, eyes, mouth): not a face to a detector."""
+    """A drawn cartoon face (skin ellipse, dark eyes and brows, mouth) that drifts sideways.
+
+    OpenCV's Haar cascade does find it (from about 96 px frames up), so the default detector can
+    be tested end to end without a real face; blob_frame / noise frames are the no-face cases."""
     import cv2
 
     img = np.full((height, width, 3), (90, 120, 160), np.uint8)
-    c = (width // 2, height // 2)
-    ax = (max(4, width // 5), max(6, height // 3))
-    cv2.ellipse(img, c, ax, 0, 0, 360, (224, 180, 150), -1)
-    e = max(2, width // 40)
-    cv2.circle(img, (c[0] - ax[0] // 2, c[1] - ax[1] // 4), e, (20, 20, 20), -1)
-    cv2.circle(img, (c[0] + ax[0] // 2, c[1] - ax[1] // 4), e, (20, 20, 20), -1)
-    cv2.ellipse(img, (c[0], c[1] + ax[1] // 3), (ax[0] // 2, max(1, ax[1] // 8)), 0, 0, 180, (120, 30, 30), 2)
-    img[:, :, 0] = np.clip(img[:, :, 0].astype(int) + (t % 3), 0, 255)  # a little motion
+    x, y, w, h = face_like_box(t, width, height)
+    ax, ay = w // 2, h // 2
+    c = (x + ax, y + ay)
+    cv2.ellipse(img, c, (ax, ay), 0, 0, 360, (224, 180, 150), -1)
+    e = max(2, ax // 6)
+    for sx in (-1, 1):
+        eye = (c[0] + sx * ax // 2, c[1] - ay // 4)
+        cv2.circle(img, eye, e, (20, 20, 20), -1)
+        cv2.line(img, (eye[0] - e * 2, eye[1] - e * 2), (eye[0] + e * 2, eye[1] - e * 2), (60, 40, 30), max(1, e // 2))
+    cv2.ellipse(img, (c[0], c[1] + ay // 3), (ax // 2, max(1, ay // 8)), 0, 0, 180, (120, 30, 30), max(1, e // 2))
     return img
+
+
+def noise_frame(t: int, width: int, height: int) -> np.ndarray:
+    rng = np.random.default_rng(t)
+    return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
 def tone(seconds: float, rate: int, channels: int = 1, freq: float = 440.0, amplitude: float = 0.3) -> np.ndarray:

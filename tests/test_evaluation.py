@@ -298,3 +298,37 @@ def test_cli_report(runs_dir, capsys):
     header, rows = table_rows((rep / "report.md").read_text())
     assert [r[0] for r in rows] == ["N0 (late fusion), T", "N2 (end-to-end), T"]
     assert main(["report", str(runs_dir / "does-not-exist")]) == 1
+
+
+def test_report_union_of_folds_and_dataset_groups(tmp_path):
+    root = tmp_path / "runs"
+    x = make_run(root, "x", "N0 (end-to-end)", {1: 0.7, 2: 0.8})
+    y = make_run(root, "y", "N1 (end-to-end)", {2: 0.9, 3: 0.6}, seed=3)
+    c = make_run(root, "c", "N2 (end-to-end)", {1: 0.75}, dataset="cremad", seed=4)
+    runs = load_runs([x, y, c])
+    tables = build_tables(runs)
+    g_rav, g_cre = tables["groups"]
+    assert g_rav["folds"] == ["A1,2", "A3,4", "A5,6"] and g_cre["folds"] == ["A1,2"]
+    assert [r["n_folds_expected"] for r in g_rav["rows"]] == [3, 3]
+    written = render_report(runs, tmp_path / "out", tsne=False)
+    md = written["report.md"].read_text()
+    assert "## RAVDESS" in md and "## CREMA-D" in md
+    header, rows = table_rows(md)
+    assert header[1:4] == ["A1,2", "A3,4", "A5,6"]
+    assert rows[0][3] == "" and rows[1][1] == "" and rows[0][-1] == "2/3"
+    # several datasets: figure names carry the dataset so they cannot collide
+    assert {k for k in written if k.startswith("confusion_")} == {
+        "confusion_ravdess_n0_end_to_end_t", "confusion_ravdess_n1_end_to_end_t", "confusion_cremad_n2_end_to_end_t"}
+
+
+def test_report_tsne_fold_choice(runs_dir, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = load_runs([runs_dir / "n2_e2e"])
+    w = render_report(runs, tmp_path / "a", tsne_fold="A3,4")           # by name
+    assert "tsne_n2_end_to_end_t" in w
+    with pytest.warns(ReportWarning, match="features.npz"):
+        w = render_report(runs, tmp_path / "b", tsne_fold=1)            # fold 1 has no features.npz
+    assert "tsne_n2_end_to_end_t" not in w
+    with pytest.warns(ReportWarning, match="no finished fold"):
+        render_report(runs, tmp_path / "c", tsne_fold=5)                # unfinished fold

@@ -11,7 +11,8 @@ in the pixel coordinates of the image given (a uint8 grey [H, W] or BGR [H, W, 3
 
 `FaceTracker` makes detection cheap enough for whole data sets: it detects on a downscaled copy
 (`detect_width`) of every `detect_every`-th frame (and of the last frame), keeps the largest face,
-interpolates the box linearly between detections that are at most `max_gap` frames apart,
+searches a window `roi` x the last face first (rescaled so the face is small: cheap), falling back
+to the whole frame when the face is not there, interpolates the box linearly between detections that are at most `max_gap` frames apart,
 holds the last box across longer misses (those frames are marked not found), smooths the boxes
 with a centred moving average of `smooth` frames, and crops a square with `margin` around each
 box, resized to `face_size` (uint8 RGB, or grey with `gray=True`). Frames stream through it with a
@@ -55,6 +56,7 @@ class OpenCVDetector:
 
     name = "opencv"
     wants_color = False
+    roi_face_px = 64           # face size to rescale a tracking window to (the cascade is 24 px)
 
     def __init__(self, scale_factor: float = 1.15, min_neighbors: int = 5, min_face: float = 0.2,
                  cascade: str = "haarcascade_frontalface_default.xml"):
@@ -98,6 +100,7 @@ class DlibHogDetector:
 
     name = "dlib-hog"
     wants_color = False
+    roi_face_px = 100          # HOG finds faces from about 80 px
 
     def __init__(self, upsample: int = 0):
         dlib = _import_dlib()
@@ -116,6 +119,7 @@ class DlibCnnDetector:
 
     name = "dlib-cnn"
     wants_color = True
+    roi_face_px = 100
 
     def __init__(self, upsample: int = 0, model_path: str | None = None):
         dlib = _import_dlib()
@@ -291,6 +295,44 @@ def detection_image(frame, width: int, color: bool = False) -> tuple[np.ndarray,
     return img, scale
 
 
+def roi_image(frame, box: Sequence[float], expand: float, face_px: int, color: bool = False
+              ) -> tuple[np.ndarray, float, float, float]:
+    """The square window `expand` x the box around `box`, rescaled so the face in it is about
+    `face_px` wide -> (grey or BGR image, x0, y0, factor); a box (x, y, w, h) found in the image
+    is (x / factor + x0, y / factor + y0, w / factor, h / factor) in the frame."""
+    import cv2
+
+    x, y, w, h = (float(v) for v in box[:4])
+    side = max(w, h)
+    s = max(2, int(round(side * expand)))
+    x0 = int(round(x + w / 2 - s / 2))
+    y0 = int(round(y + h / 2 - s / 2))
+    out = max(24, int(round(face_px * expand)))
+    if not isinstance(frame, np.ndarray):
+        if not color:
+            plane = _take(frame.y, x0, y0, s, 16)
+            return _resize_any(plane, out), x0, y0, out / s
+        frame = frame.to_rgb()
+    if frame.ndim == 2:
+        frame = frame[:, :, None]
+    region = _resize_any(_take(frame, x0, y0, s, 0), out)
+    if region.ndim == 3 and region.shape[2] == 3:
+        region = cv2.cvtColor(region, cv2.COLOR_RGB2BGR if color else cv2.COLOR_RGB2GRAY)
+    elif region.ndim == 3:
+        region = region[:, :, 0]
+    return region, x0, y0, out / s
+
+
+def _resize_any(img: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    if img.shape[0] > size:
+        return _resize_down(img, size)
+    if img.shape[0] == size:
+        return np.ascontiguousarray(img)
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
 # ---------------------------------------------------------------------------------------------
 # tracking
 
@@ -304,6 +346,7 @@ class FaceConfig:
     margin: float = 0.25       # added on every side of the box, as a fraction of its larger side
     max_gap: int = 15          # interpolate between detections at most this many frames apart
     smooth: int = 9            # centred moving average over this many frames (1: off)
+    roi: float = 2.0           # search a window this many times the last face first (0: off)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -349,18 +392,36 @@ class FaceTracker:
         self._final_n: int | None = None
         self.detect_calls = 0
         self.detections = 0
+        self.roi_hits = 0
 
     # -- detection ----------------------------------------------------------------------------
     def _detect(self, idx: int, frame) -> None:
         self._keyframes.add(idx)
         self.detect_calls += 1
-        width = 0 if getattr(self.detector, "name", "") == "none" else int(self.cfg.detect_width or 0)
-        img, scale = detection_image(frame, width, color=bool(getattr(self.detector, "wants_color", False)))
+        name = getattr(self.detector, "name", "")
+        color = bool(getattr(self.detector, "wants_color", False))
+        roi = float(self.cfg.roi or 0)
+        if (roi > 0 and name != "none" and self._det_idx and idx - self._det_idx[-1] <= self.max_gap):
+            img, x0, y0, f = roi_image(frame, self._det_box[-1], roi,
+                                       int(getattr(self.detector, "roi_face_px", 64)), color)
+            best = largest(self.detector.detect(img))
+            n = img.shape[0]
+            # a face cut by the window's edge is not trusted: search the whole frame instead
+            if (best is not None and best[2] > 0 and best[3] > 0 and best[0] > 1 and best[1] > 1
+                    and best[0] + best[2] < n - 1 and best[1] + best[3] < n - 1):
+                self.roi_hits += 1
+                self._add(idx, np.array([best[0] / f + x0, best[1] / f + y0, best[2] / f, best[3] / f]))
+                return
+        width = 0 if name == "none" else int(self.cfg.detect_width or 0)
+        img, scale = detection_image(frame, width, color=color)
         best = largest(self.detector.detect(img))
         if best is not None and best[2] > 0 and best[3] > 0:
-            self.detections += 1
-            self._det_idx.append(idx)
-            self._det_box.append(np.array(best[:4], np.float64) / scale)
+            self._add(idx, np.array(best[:4], np.float64) / scale)
+
+    def _add(self, idx: int, box: np.ndarray) -> None:
+        self.detections += 1
+        self._det_idx.append(idx)
+        self._det_box.append(box.astype(np.float64))
 
     # -- box rules ----------------------------------------------------------------------------
     def _fallback(self) -> np.ndarray:
@@ -462,5 +523,5 @@ def track_faces(frames: Iterable[np.ndarray], detector: Detector, config: FaceCo
 __all__ = [
     "Box", "Detector", "DetectorUnavailable", "OpenCVDetector", "DlibHogDetector", "DlibCnnDetector",
     "WholeFrameDetector", "DETECTORS", "register_detector", "make_detector", "largest",
-    "square_region", "crop_square", "detection_image", "FaceConfig", "FaceTrack", "FaceTracker", "track_faces",
+    "square_region", "crop_square", "detection_image", "roi_image", "FaceConfig", "FaceTrack", "FaceTracker", "track_faces",
 ]

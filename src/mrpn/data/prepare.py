@@ -50,6 +50,7 @@ class PrepareConfig:
     margin: float = 0.25
     max_gap: int = 15
     smooth: int = 9
+    roi: float = 2.0
     sample_rate: int = SAMPLE_RATE
     include_no_face: bool = False
 
@@ -513,6 +514,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="interpolate boxes between detections at most this many frames apart (15)")
     p.add_argument("--smooth", type=int, default=9, metavar="FRAMES",
                    help="moving-average window for the boxes, in frames (9; 1 = off)")
+    p.add_argument("--roi", type=float, default=2.0, metavar="X",
+                   help="first search a window X times the last face, rescaled (2.0; 0 = always the whole frame)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (2)")
     p.add_argument("--decode-threads", type=int, default=None, metavar="N",
                    help="PyAV decoding threads per worker (default: cores / workers)")
@@ -610,7 +613,8 @@ def main(args: argparse.Namespace) -> int:
         detector = args.detector or ("none" if args.dataset == "fer2013" else "opencv")
         config = PrepareConfig(detector=detector, face_size=args.face_size, gray=args.gray,
                                detect_every=args.detect_every, detect_width=args.detect_width, margin=args.margin,
-                               max_gap=args.max_gap, smooth=args.smooth, include_no_face=args.include_no_face)
+                               max_gap=args.max_gap, smooth=args.smooth, roi=args.roi,
+                               include_no_face=args.include_no_face)
         scan = _scan(args)
         for p in getattr(scan, "problems", []) or []:
             print(f"scan problem: {p.path}: {p.reason}", file=sys.stderr)

@@ -462,8 +462,8 @@ def _md_escape(s: str) -> str:
     return str(s).replace("|", "\\|")
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], first_left: bool = True) -> str:
-    aligns = [":---" if (i == 0 and first_left) else "---:" for i in range(len(header))]
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], left_cols: int = 1) -> str:
+    aligns = [":---" if i < left_cols else "---:" for i in range(len(header))]
     lines = ["| " + " | ".join(_md_escape(h) for h in header) + " |", "|" + "|".join(aligns) + "|"]
     for r in rows:
         lines.append("| " + " | ".join(_md_escape(c) for c in r) + " |")
@@ -548,7 +548,7 @@ def modality_table(group: dict[str, Any]) -> str | None:
             body.append([r["row_label"], MODALITY_NAMES.get(mk, mk)] + cells
                         + [format_mean_std(_nan(mean.get("accuracy")), std.get("accuracy") or 0.0),
                            format_mean_std(_nan(mean.get("uar")), std.get("uar") or 0.0)])
-    return _md_table(header, body)
+    return _md_table(header, body, left_cols=2)
 
 
 def _nan(v: float | None) -> float:
@@ -570,7 +570,7 @@ def format_tables(tables: dict[str, Any], bold: bool = False) -> str:
     """The accuracy-per-fold table of every group as text (what ``mrpn report`` prints)."""
     parts = []
     for g in tables["groups"]:
-        parts.append(f"{g['title']} -- accuracy (WAR) per validation fold")
+        parts.append(f"{g['title']} — accuracy (WAR) per validation fold")
         parts.append(accuracy_table(g, bold=bold))
         parts.append("")
     return "\n".join(parts)
@@ -613,10 +613,10 @@ def _markdown(tables: dict[str, Any], title: str, figures: dict[str, dict[str, s
             out += ["### Figures", ""]
             for r, f in figs:
                 if f.get("confusion"):
-                    out += [f"**{r['row_label']}** -- confusion matrix summed over {r['confusion_folds']} "
-                            f"fold(s), row-normalised", "", f"![confusion {r['row_label']}]({f['confusion']})", ""]
+                    out += [f"**{r['row_label']}** — confusion matrix summed over {r['confusion_folds']}/"
+                            f"{r['n_folds_expected']} folds, row-normalised", "", f"![confusion {r['row_label']}]({f['confusion']})", ""]
                 if f.get("tsne"):
-                    out += [f"**{r['row_label']}** -- t-SNE of validation features, fold {f.get('tsne_fold', '')}",
+                    out += [f"**{r['row_label']}** — t-SNE of validation features, fold {f.get('tsne_fold', '')}",
                             "", f"![t-SNE {r['row_label']}]({f['tsne']})", ""]
     out += ["## Runs", ""]
     for g in tables["groups"]:
@@ -691,7 +691,7 @@ def _load_features(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
 
 
 def render_report(runs: Sequence[Run], out_dir: str | os.PathLike, title: str | None = None, *,
-                  tsne: bool = True, tsne_fold: int | str | None = None, tsne_max_points: int = 2000,
+                  tsne: bool = True, tsne_fold: int | str | None = None, tsne_max_points: int = 1000,
                   seed: int = 0, notes: Sequence[str] | None = None) -> dict[str, Path]:
     """Write report.md, tables.csv, tables.json and the figures into ``out_dir``; return the paths written.
 
@@ -722,7 +722,8 @@ def render_report(runs: Sequence[Run], out_dir: str | os.PathLike, title: str | 
         if row["confusion_sum"] is not None:
             name = f"confusion_{slug}"
             pooled = row["pooled"] or {}
-            ttl = (f"{row['row_label']} -- {g['title']}\nsummed over {row['confusion_folds']} fold(s): "
+            ttl = (f"{row['row_label']} — {g['title']}\nsummed over {row['confusion_folds']}/"
+                   f"{row['n_folds_expected']} folds: "
                    f"WAR {format_pct(pooled.get('accuracy'))}, UAR {format_pct(pooled.get('uar'))}")
             written[name] = plot_confusion(row["confusion_sum"], row["class_names"], out_dir / f"{name}.png", ttl)
             fig["confusion"] = f"{name}.png"
@@ -744,7 +745,7 @@ def render_report(runs: Sequence[Run], out_dir: str | os.PathLike, title: str | 
                     name = f"tsne_{slug}"
                     written[name] = plot_tsne(feats, labels, fold.class_names or run.class_names,
                                               out_dir / f"{name}.png",
-                                              title=f"{row['row_label']} -- {g['title']}, fold {fold.name}",
+                                              title=f"{row['row_label']} — {g['title']}, fold {fold.name}",
                                               seed=seed, max_points=tsne_max_points)
                     fig["tsne"], fig["tsne_fold"] = f"{name}.png", fold.name
                 except (OSError, ValueError, KeyError) as e:
@@ -778,8 +779,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tsne-fold", default=None, metavar="K",
                         help="fold for t-SNE: index (1-12) or name ('A1,2'); default: first fold with features.npz")
     parser.add_argument("--no-tsne", action="store_true", help="skip t-SNE figures")
-    parser.add_argument("--tsne-max-points", type=int, default=2000, metavar="N",
-                        help="subsample at most N validation samples for t-SNE (default 2000)")
+    parser.add_argument("--tsne-max-points", type=int, default=1000, metavar="N",
+                        help="subsample at most N validation samples for t-SNE (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="t-SNE seed (default 0)")
 
 

@@ -26,7 +26,7 @@ PANEL_TITLES = {
 }
 _ORDER = ("v", "a", "fused")
 #: up to this many points t-SNE uses exact gradients (faster for small N), Barnes-Hut above
-EXACT_MAX_POINTS = 400
+EXACT_MAX_POINTS = 1000
 
 
 def subsample_indices(labels: np.ndarray, max_points: int, seed: int = 0) -> np.ndarray:
@@ -80,7 +80,7 @@ def embed_tsne(x: np.ndarray, seed: int = 0, perplexity: float = 30.0, pca_dims:
 
 def plot_tsne(features: Mapping[str, np.ndarray], labels: Sequence[int] | np.ndarray,
               class_names: Sequence[str], path: str | os.PathLike, title: str | None = None,
-              seed: int = 0, max_points: int = 2000, perplexity: float = 30.0) -> Path:
+              seed: int = 0, max_points: int = 1000, perplexity: float = 30.0) -> Path:
     """Write a PNG with one t-SNE panel per entry of ``features`` (each ``[N, D]``, rows aligned with ``labels``).
 
     Keys "v", "a", "fused" come first in that order with the paper's titles; other keys follow
@@ -144,7 +144,8 @@ def plot_tsne(features: Mapping[str, np.ndarray], labels: Sequence[int] | np.nda
     if handles:
         order = sorted(handles)
         fig.legend([handles[c] for c in order], [handles[c].get_label() for c in order],
-                   loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="class")
+                   loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="class",
+                   markerscale=1.6)
     sub = f"t-SNE of {keep.size} validation samples (seed {seed})"
     fig.suptitle(f"{title}\n{sub}" if title else sub, fontsize=12)
     fig.tight_layout()

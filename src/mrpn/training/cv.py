@@ -60,9 +60,9 @@ def run_cv(cfg, folds_spec: str | None = None, progress: bool = True, log=print)
     from mrpn.training.run import make_source, resolve_protocol
 
     run_dir = Path(cfg.out) / cfg.name
-    save_run_config(cfg, run_dir)
     clips = make_source(cfg, set()).clips()
     protocol = resolve_protocol(cfg, [c.actor for c in clips], {c.actor: c.gender for c in clips})
+    save_run_config(cfg, run_dir, n_folds=len(protocol.folds), protocol=protocol.name)
     folds = parse_folds(folds_spec, len(protocol.folds))
     log(f"{cfg.name}: {len(folds)} of {len(protocol.folds)} folds of {protocol.name} -> {run_dir}")
     for k in folds:

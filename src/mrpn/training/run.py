@@ -378,9 +378,10 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def save_run_config(cfg: Config, run_dir: Path) -> None:
+def save_run_config(cfg: Config, run_dir: Path, **extra: Any) -> None:
     d = cfg.to_dict()
     d["run_label"] = run_label(cfg)
+    d.update(extra)
     path = run_dir / "config.json"
     if path.is_file():
         old = json.loads(path.read_text())
