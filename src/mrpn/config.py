@@ -240,7 +240,8 @@ def load_config(preset: str = "paper", file: str | None = None, overrides: list[
 
 def config_from_dict(d: dict[str, Any]) -> Config:
     """Rebuild a Config saved in a checkpoint or run folder (unknown keys are an error)."""
-    d = {k: v for k, v in d.items() if k != "run_label"}  # derived, stored beside the config
+    # derived values stored beside the config in run folders and checkpoints
+    d = {k: v for k, v in d.items() if k not in ("run_label", "n_folds", "protocol")}
     preset = d.pop("preset", "paper")
     return load_config(preset, base=d)
 
