@@ -222,6 +222,19 @@ def test_tracker_roi_and_downscaled_detection_agree():
     assert a.found.all() and np.abs(a.boxes - b.boxes).max() < 4
 
 
+def test_tracker_roi_rejects_a_face_cut_by_the_window():
+    def fast(t, w, h):                    # 6 px a frame: the square leaves the 2x window
+        img = np.full((h, w, 3), 30, np.uint8)
+        img[40:80, 10 + 6 * t:50 + 6 * t] = 220
+        return img
+
+    frames = [fast(t, 200, 120) for t in range(21)]
+    tr = track_faces(frames, mf.BlobDetector(), _cfg(roi=2.0))
+    assert tr.found.all()
+    assert np.abs(tr.boxes[:, 0] - (10 + 6 * np.arange(21))).max() <= 1.01
+    assert np.abs(tr.boxes[:, 2] - 40).max() <= 1.01
+
+
 def test_tracker_short_miss_interpolates_long_miss_does_not():
     # keyframe 10 missed: 5 -> 15 is within max_gap, interpolated and found
     tr = track_faces(_frames(31, missing={10}), mf.BlobDetector(), _cfg(roi=0))

@@ -23,6 +23,16 @@ AGGS = ("lstm", "bilstm", "transformer")
 N_CLASSES = 4
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # these tensors are tiny: with 2 intra-op threads on a shared 2-core machine the thread
+    # hand-offs cost 10-40x the arithmetic (measured: 0.5 s vs 5-20 s for the gradient tests)
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)
+
+
 def tiny_cfg(kind: str = "n2", aggregator: str = "lstm", **kw) -> ModelConfig:
     base = dict(kind=kind, aggregator=aggregator, n_classes=N_CLASSES, agg_hidden=16, fusion_hidden=16,
                 video_width=8, audio_width=8, dropout=0.1)

@@ -276,7 +276,8 @@ def summarise(records: list[Mapping[str, Any]], problems: Iterable[Mapping[str, 
         "audio_seconds": round(sum((r.get("audio_samples") or 0) for r in ok) / 16000.0, 3),
         "face_fraction": {r["clip"]["id"]: r.get("face_fraction") for r in ok if r.get("n_frames")},
         "flagged": {r["clip"]["id"]: r["flags"] for r in ok if r.get("flags")},
-        "failed": [f"{where(r)}: {r.get('reason')}" for r in failed],
+        "failed": [str(r.get("reason")) if str(r.get("reason")).startswith(where(r))
+                   else f"{where(r)}: {r.get('reason')}" for r in failed],
         "problems": [f"{p.get('path')}: {p.get('reason')}" for p in problems],
     }
 

@@ -317,7 +317,7 @@ def render_face(params: Any, expression: Mapping[str, float] | str | None = None
     shade = np.zeros((size, size), np.float32)
     for s in (-1, 1):
         cv2.ellipse(shade, _p(*P(s * fp.eye_dx, ey - 0.01)), _p(1.75 * fp.eye_w * hw, 2.4 * fp.eye_h * hh),
-                    roll, 0, 360, -0.36, -1, aa, _SHIFT)
+                    roll, 0, 360, -0.36 - 0.12 * max(0.0, e["eye_open"] - 1.0), -1, aa, _SHIFT)
         pts = PP([(s * 0.07, ey + 0.08), (s * 0.13, ey + 0.1), (s * (fp.nose_w + 0.05), ey + fp.nose_len),
                   (s * 0.06, ey + fp.nose_len - 0.02)])
         cv2.fillPoly(shade, [_poly(pts)], -0.2, aa, _SHIFT)
@@ -355,8 +355,9 @@ def render_face(params: Any, expression: Mapping[str, float] | str | None = None
         cv2.ellipse(mask, _p(lx, ly), _p(ew, top), roll, 180, 360, 1.0, -1, aa, _SHIFT)
         cv2.ellipse(mask, _p(lx, ly), _p(ew, max(0.5, bot)), roll, 0, 180, 1.0, -1, aa, _SHIFT)
         patch = np.empty((2 * r, 2 * r, 3), np.float32)
-        patch[:] = (190.0, 195.0, 200.0)
-        ir = 0.55 * ew
+        # sclera: off-white, dimmed towards the skin tone (at video resolution it reads greyish)
+        patch[:] = 0.55 * np.array((200.0, 205.0, 210.0), np.float32) + 0.45 * skin * 0.8
+        ir = 0.55 * ew * (1.0 + 0.15 * max(0.0, eye_open - 1.0))
         gx = s * 0.08 * ew  # gaze converges slightly
         cv2.circle(patch, _p(lx - gx, ly), int(ir * _ONE), _col(fp.iris), -1, aa, _SHIFT)
         cv2.circle(patch, _p(lx - gx, ly), int(0.5 * ir * _ONE), (10, 10, 10), -1, aa, _SHIFT)
