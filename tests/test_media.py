@@ -130,6 +130,9 @@ def test_silent_audio_is_flagged_not_divided(media):
 def test_no_audio_stream(media):
     assert decode_audio(media / "noaudio.mp4") is None
     assert A.prepare_audio(media / "noaudio.mp4") is None
+    with pytest.raises(MediaError, match="no audio stream"):
+        A.load_audio(media / "noaudio.mp4")
+    assert A.load_audio(media / "tone16k.flac").shape == (16000,)
 
 
 def test_resample_length_and_tone():
@@ -157,10 +160,13 @@ def test_dlib_missing_gives_install_hint(name):
     except ImportError:
         with pytest.raises(DetectorUnavailable, match=r"pip install 'mrpn\[dlib\]'"):
             make_detector(name)
-    else:
-        pytest.importorskip("face_recognition_models")
-        det = make_detector(name)
+    else:                                   # the extra is installed: the detector works
+        try:
+            det = make_detector(name)
+        except DetectorUnavailable as e:    # dlib without face_recognition_models
+            pytest.skip(str(e))
         assert det.detect(np.zeros((120, 160), np.uint8)) == []
+        assert len(det.detect(mf.face_like_frame(0, 320, 240)[:, :, ::-1].copy())) <= 1
 
 
 def test_opencv_detector_on_drawings():

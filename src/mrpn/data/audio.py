@@ -97,4 +97,13 @@ def prepare_audio(path: str | os.PathLike, target: int = SAMPLE_RATE) -> AudioRe
     return AudioResult(samples=y, silent=silent, source_rate=int(rate), source_channels=channels, mean=mean, std=std)
 
 
-__all__ = ["SAMPLE_RATE", "SILENCE_STD", "AudioResult", "load", "to_mono", "resample", "standardise", "prepare_audio"]
+def load_audio(path: str | os.PathLike, target: int = SAMPLE_RATE) -> np.ndarray:
+    """The standardised `target` Hz mono samples of a file (zeros when silent), as prepare stores
+    them. Raises MediaError when the file cannot be read or has no audio stream."""
+    res = prepare_audio(path, target)
+    if res is None:
+        raise MediaError(f"{path}: no audio stream")
+    return res.samples
+
+
+__all__ = ["SAMPLE_RATE", "load_audio", "SILENCE_STD", "AudioResult", "load", "to_mono", "resample", "standardise", "prepare_audio"]

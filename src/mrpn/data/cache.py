@@ -120,10 +120,19 @@ class Cache:
 
     # -- per-clip records -----------------------------------------------------------------------
     def ids(self) -> list[str]:
+        return sorted(self._scan_ids()[0])
+
+    def _scan_ids(self) -> tuple[list[str], int]:
+        """(ids with a record, newest record mtime in ns)."""
         if not self.clips_dir.is_dir():
-            return []
-        return sorted(e.name[:-5] for e in os.scandir(self.clips_dir)
-                      if e.name.endswith(".json") and not e.name.startswith("."))
+            return [], 0
+        ids, newest = [], 0
+        with os.scandir(self.clips_dir) as it:
+            for e in it:
+                if e.name.endswith(".json") and not e.name.startswith("."):
+                    ids.append(e.name[:-5])
+                    newest = max(newest, e.stat().st_mtime_ns)
+        return ids, newest
 
     def read_record(self, clip_id: str) -> dict | None:
         p = self.json_path(clip_id)
@@ -135,16 +144,18 @@ class Cache:
             return None          # cannot happen with atomic writes; treated as not done
 
     def all_records(self) -> list[dict]:
-        """Every record (ok and failed), from manifest.json when it is current, else the jsons."""
-        ids = self.ids()
+        """Every record (ok and failed), from manifest.json when it is newer than every record,
+        else from the per-clip jsons (the source of truth)."""
+        ids, newest = self._scan_ids()
+        ids.sort()
         m = self.root / MANIFEST
-        if m.exists():
-            try:
+        try:
+            if m.stat().st_mtime_ns >= newest:
                 recs = json.loads(m.read_text()).get("records", [])
                 if sorted(r["clip"]["id"] for r in recs) == ids:
                     return recs
-            except (json.JSONDecodeError, KeyError, TypeError):
-                pass
+        except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
+            pass
         out = []
         for i in ids:
             r = self.read_record(i)
@@ -233,8 +244,7 @@ class Cache:
     # -- manifest and summary ------------------------------------------------------------------
     def write_manifest(self, extra_summary: Mapping[str, Any] | None = None) -> tuple[Path, Path]:
         """Rebuild manifest.json and summary.json from the per-clip records (safe any time)."""
-        ids = self.ids()
-        recs = [r for r in (self.read_record(i) for i in ids) if r is not None]
+        recs = [r for r in (self.read_record(i) for i in self.ids()) if r is not None]
         info = self.info
         manifest = {
             "format_version": FORMAT_VERSION,

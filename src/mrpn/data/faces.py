@@ -56,7 +56,7 @@ class OpenCVDetector:
 
     name = "opencv"
     wants_color = False
-    roi_face_px = 64           # face size to rescale a tracking window to (the cascade is 24 px)
+    roi_face_px = 40           # face size to rescale a tracking window to (the cascade is 24 px)
 
     def __init__(self, scale_factor: float = 1.15, min_neighbors: int = 5, min_face: float = 0.2,
                  cascade: str = "haarcascade_frontalface_default.xml"):
@@ -114,6 +114,30 @@ class DlibHogDetector:
                 for r, s in zip(rects, scores)]
 
 
+def cnn_model_path() -> str:
+    """mmod_human_face_detector.dat from face_recognition_models.
+
+    Its `cnn_face_detector_model_location()` needs pkg_resources, which recent setuptools no
+    longer ship; the file is then found beside the package instead."""
+    try:
+        import face_recognition_models  # type: ignore[import-not-found]
+
+        return face_recognition_models.cnn_face_detector_model_location()
+    except ImportError:
+        import importlib.util
+        from pathlib import Path
+
+        try:
+            spec = importlib.util.find_spec("face_recognition_models")
+        except (ImportError, ValueError):
+            spec = None
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            p = Path(folder) / "models" / "mmod_human_face_detector.dat"
+            if p.is_file():
+                return str(p)
+    raise DetectorUnavailable(_DLIB_HINT)
+
+
 class DlibCnnDetector:
     """dlib's CNN (MMOD) detector with the weights from face_recognition_models."""
 
@@ -124,11 +148,7 @@ class DlibCnnDetector:
     def __init__(self, upsample: int = 0, model_path: str | None = None):
         dlib = _import_dlib()
         if model_path is None:
-            try:
-                import face_recognition_models  # type: ignore[import-not-found]
-            except ImportError:
-                raise DetectorUnavailable(_DLIB_HINT) from None
-            model_path = face_recognition_models.cnn_face_detector_model_location()
+            model_path = cnn_model_path()
         self._det = dlib.cnn_face_detection_model_v1(model_path)
         self.upsample = upsample
 

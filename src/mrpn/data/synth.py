@@ -25,7 +25,6 @@ import argparse
 import csv
 import io
 import json
-import math
 import multiprocessing as mp
 import os
 import sys
@@ -84,7 +83,7 @@ def make_actor(index: int, seed: int = 0) -> ActorParams:
             "mouth_curve": float(rng.normal(0, 0.15)), "eye_open": float(rng.normal(0, 0.08)),
             "head_tilt": float(rng.normal(0, 2.5))}
     return ActorParams(id=f"{index + 1:02d}", gender=gender, face=face, voice=voice, rest=rest,
-                       face_expressiveness=float(rng.uniform(0.7, 1.15)))
+                       face_expressiveness=float(rng.uniform(0.8, 1.15)))
 
 
 def make_actors(n: int, seed: int = 0) -> list[ActorParams]:
@@ -139,7 +138,8 @@ def plan_corpus(n_actors: int = 8, clips_per_class: int = 4, classes: Sequence[s
                 size: int = 128, fps: int = 25, face_noise: float = 0.0, voice_noise: float = 0.0,
                 seed: int = 0, sr: int = DEFAULT_SAMPLE_RATE) -> tuple[list[ActorParams], list[ClipPlan]]:
     """Actors and clip plans; modality noise is assigned here: exactly round(p * N) clips per
-    modality show another emotion or neutral in that modality (chosen independently per modality)."""
+    modality show another emotion or neutral (uniformly among classes + neutral, minus the label)
+    in that modality; the two sets of clips overlap only when face_noise + voice_noise > 1."""
     classes = check_classes(classes)
     for name, p in (("face_noise", face_noise), ("voice_noise", voice_noise)):
         if not 0.0 <= p <= 1.0:
@@ -159,13 +159,17 @@ def plan_corpus(n_actors: int = 8, clips_per_class: int = 4, classes: Sequence[s
                 plans.append(ClipPlan(id=f"{a.id}-{c}-{r:02d}", actor=a, label=c, rep=r, face_emotion=c,
                                       voice_emotion=c, duration=dur_frames / fps, n_frames=dur_frames, fps=fps,
                                       size=size, sr=sr, seed=int(rng.integers(0, 2**31 - 1))))
+    # the face-noisy and the voice-noisy clips are disjoint sets as far as possible, so that (for
+    # face_noise + voice_noise <= 1) every clip still shows its label in at least one modality
     noise_rng = np.random.default_rng([int(seed), 3])
+    n = len(plans)
+    kf, kv = int(round(face_noise * n)), int(round(voice_noise * n))
+    order = noise_rng.permutation(n)
+    chosen = {"face_emotion": order[:kf], "voice_emotion": order[kf:kf + kv] if kf + kv <= n else order[n - kv:]}
     pool_base = set(classes) | {"neutral"}
-    for attr, p in (("face_emotion", face_noise), ("voice_emotion", voice_noise)):
-        k = int(round(p * len(plans)))
-        order = noise_rng.permutation(len(plans))
-        for i in order[:k]:
-            pl = plans[int(i)]
+    for attr, idx in chosen.items():
+        for i in sorted(int(j) for j in idx):
+            pl = plans[i]
             pool = sorted(pool_base - {pl.label}, key=RAVDESS_CLASSES.index)
             if pool:
                 setattr(pl, attr, pool[int(noise_rng.integers(len(pool)))])
@@ -177,8 +181,8 @@ def face_timeline(plan: ClipPlan, rng: np.random.Generator) -> tuple[list[dict[s
     and (usually) back, plus blinking (in the renderer) and talking (added by the caller)."""
     a = plan.actor
     rest = clamp_expression({k: NEUTRAL_EXPRESSION[k] + a.rest.get(k, 0.0) for k in NEUTRAL_EXPRESSION})
-    intensity = float(rng.uniform(0.55, 1.0))
-    apex = emotion_expression(plan.face_emotion, intensity * a.face_expressiveness, rng, variability=0.12)
+    intensity = float(rng.uniform(0.65, 1.0))
+    apex = emotion_expression(plan.face_emotion, intensity * a.face_expressiveness, rng, variability=0.1)
     apex = clamp_expression({k: apex[k] + (rest[k] - NEUTRAL_EXPRESSION[k]) for k in apex})
     d = plan.duration
     t1 = float(rng.uniform(0.0, 0.25)) * d
@@ -195,7 +199,7 @@ def render_clip(plan: ClipPlan) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]
     """Frames uint8 [T, S, S, 3] RGB, audio float32 [N] at plan.sr, and facts about the clip."""
     rng = np.random.default_rng(plan.seed)
     a = plan.actor
-    voice_intensity = float(rng.uniform(0.55, 1.0))
+    voice_intensity = float(rng.uniform(0.65, 1.0))
     vrng = np.random.default_rng([plan.seed, 1])
     utt = plan_utterance(a.voice, plan.voice_emotion, plan.duration, vrng, intensity=voice_intensity)
     audio = synth_voice(a.voice, plan.voice_emotion, plan.duration, plan.sr, vrng, utterance=utt)
@@ -344,6 +348,8 @@ def generate_corpus(out_dir: str | os.PathLike, n_actors: int = 8, clips_per_cla
 
     Resumable: clips already on disk are kept when `out_dir/synth.json` has the same settings;
     different settings raise ValueError unless `overwrite` (then every clip is rendered again).
+    `workers` > 1 renders in "spawn" processes, so a script that calls this needs the usual
+    `if __name__ == "__main__":` guard.
     """
     out = Path(out_dir)
     classes = check_classes(classes)
@@ -363,13 +369,16 @@ def generate_corpus(out_dir: str | os.PathLike, n_actors: int = 8, clips_per_cla
                     if old.get("config", {}).get(k) != v}
             raise ValueError(f"{out} holds a synthetic corpus made with other settings {diff} (old, new); "
                              "use overwrite=True (--overwrite) or another folder")
-        old_infos = {c["id"]: {k: v for k, v in c.items() if k not in _clip_record(plans[0], None)}
+        base_keys = set(_clip_record(plans[0], None))
+        old_infos = {c["id"]: {k: v for k, v in c.items() if k not in base_keys}
                      for c in old.get("clips", []) if "id" in c}
     elif overwrite:
         for p in plans:
             (out / p.video).unlink(missing_ok=True)
         (out / "manifest.csv").unlink(missing_ok=True)
 
+    for stale in (out / "videos").glob("*/.*.tmp"):   # left by a killed worker
+        stale.unlink(missing_ok=True)
     infos: dict[str, dict[str, Any]] = {}
     todo = []
     for p in plans:

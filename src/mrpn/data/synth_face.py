@@ -139,17 +139,30 @@ _SKINS = [(160, 190, 225), (135, 170, 215), (110, 150, 200), (90, 125, 175), (70
 _HAIRS = [(20, 25, 30), (25, 40, 70), (40, 60, 100), (80, 120, 160), (35, 35, 40), (110, 110, 115)]
 
 
+def _luma(bgr: Any) -> float:
+    b, g, r = (float(x) for x in bgr)
+    return 0.114 * b + 0.587 * g + 0.299 * r
+
+
 def random_face_params(rng: np.random.Generator, gender: str = "male") -> FaceParams:
     """Random but plausible geometry; women get on average a narrower face, thinner brows,
     longer hair and a fuller mouth, men a wider jaw and thicker brows."""
     male = gender == "male"
     skin = np.array(_SKINS[rng.integers(len(_SKINS))], float) + rng.normal(0, 6, 3)
-    hair = np.array(_HAIRS[rng.integers(len(_HAIRS))], float) + rng.normal(0, 5, 3)
-    # background contrasting with the skin: darker or a saturated colour that differs from skin
-    bg_base = rng.uniform(30, 120, 3)
-    if rng.random() < 0.5:
-        bg_base = rng.uniform(140, 210, 3) * np.array([1.0, 0.9, 0.7])  # light, bluish
-    bg2 = bg_base * rng.uniform(0.6, 0.9)
+    ls = _luma(skin)
+    # hair and background must differ from the skin in brightness: the face detector works on
+    # grey levels, and a face that melts into its surroundings is not found
+    hairs = [h for h in _HAIRS if abs(_luma(h) - ls) >= 50] or [min(_HAIRS, key=_luma)]
+    hair = np.array(hairs[rng.integers(len(hairs))], float) + rng.normal(0, 5, 3)
+    for _ in range(50):
+        if rng.random() < 0.5:
+            bg_base = rng.uniform(30, 120, 3)                                   # darker
+        else:
+            bg_base = rng.uniform(140, 210, 3) * np.array([1.0, 0.9, 0.7])      # light, bluish
+        f = rng.uniform(0.6, 0.9)
+        if abs(_luma(bg_base) * (1 + f) / 2 - ls) >= 45:
+            break
+    bg2 = bg_base * f
     shirt = rng.uniform(30, 200, 3)
     iris = np.array([[40, 60, 90], [90, 70, 40], [60, 80, 50], [30, 40, 60]][rng.integers(4)], float)
     return FaceParams(
@@ -175,7 +188,7 @@ def random_face_params(rng: np.random.Generator, gender: str = "male") -> FacePa
         mouth_y=0.45 + rng.uniform(-0.03, 0.04),
         mouth_w=0.30 + rng.uniform(-0.03, 0.05),
         lip_thick=(0.018 if male else 0.024) + rng.uniform(-0.003, 0.004),
-        hair_style=int(rng.integers(0, 2) if not male else (0 if rng.random() < 0.75 else 2)) + (0 if male else 0),
+        hair_style=int(rng.integers(0, 2)) if not male else (0 if rng.random() < 0.75 else 2),
         jitter=rng.uniform(0.004, 0.015),
         sway_phase=rng.uniform(0, 2 * math.pi),
         sway_freq=rng.uniform(0.2, 0.5),
@@ -238,13 +251,18 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def render_face(params: Any, expression: Mapping[str, float] | str | None = None, t: float = 0.0,
-                size: int = 128, rng: np.random.Generator | None = None, noise: float = 2.0) -> np.ndarray:
+                size: int = 128, rng: np.random.Generator | None = None, noise: float = 2.0,
+                landmarks: dict[str, Any] | None = None) -> np.ndarray:
     """Draw one frame: uint8 [size, size, 3] in RGB order.
 
     `params` is a `FaceParams` (or anything with a `.face` FaceParams, e.g. an actor);
     `expression` a dict of controls (missing keys are neutral) or an emotion name (its apex);
     `t` (seconds) drives the slow head sway and the blinks; `rng` adds sensor noise of std `noise`.
+    A dict passed as `landmarks` is filled with key points in pixels (x, y; y down): "face_box"
+    (x0, y0, x1, y1), "brow_inner"/"brow_outer"/"brow_mid" and "eye_centre" (lists: left, right),
+    "eye_opening" (pixels, per eye), "mouth_corners", "mouth_upper", "mouth_lower" (lip centres).
     """
+    lm: dict[str, Any] = landmarks if landmarks is not None else {}
     fp: FaceParams = getattr(params, "face", params)
     if isinstance(fp, Mapping):
         fp = FaceParams.from_dict(fp)
@@ -341,6 +359,8 @@ def render_face(params: Any, expression: Mapping[str, float] | str | None = None
         ex, eyy = P(s * fp.eye_dx, ey)
         top = eh * (0.35 + 0.65 * eye_open) * 1.05
         bot = eh * (0.35 + 0.65 * eye_open) * (0.9 - 0.35 * cheek)
+        lm.setdefault("eye_centre", []).append((ex, eyy))
+        lm.setdefault("eye_opening", []).append(0.0 if eye_open < 0.08 else top + bot)
         if eye_open < 0.08:
             cv2.line(img, _p(ex - ew, eyy), _p(ex + ew, eyy), _col(skin, 0.35), max(1, int(S / 100)), aa, _SHIFT)
             continue
@@ -381,6 +401,9 @@ def render_face(params: Any, expression: Mapping[str, float] | str | None = None
         outer_v = base + 0.01 + 0.02 * e["brow_tilt"]
         mid_v = base - 0.03 - 0.03 * max(0.0, e["brow_raise"])
         pts = PP([(inner_u, inner_v), ((inner_u + outer_u) / 2, mid_v), (outer_u, outer_v)])
+        lm.setdefault("brow_inner", []).append(tuple(pts[0]))
+        lm.setdefault("brow_mid", []).append(tuple(pts[1]))
+        lm.setdefault("brow_outer", []).append(tuple(pts[2]))
         cv2.polylines(img, [_poly(pts)], False, _col(hair, 0.9), bt, aa, _SHIFT)
         if e["brow_tilt"] < -0.3 or e["brow_raise"] < -0.4:  # glabella furrow when frowning
             k = min(1.0, max(-e["brow_tilt"], -e["brow_raise"]))
@@ -420,6 +443,10 @@ def render_face(params: Any, expression: Mapping[str, float] | str | None = None
     # an O-shaped (narrow) open mouth: pull corners in
     upper = PP(list(zip(us, upper_v)))
     lower = PP(list(zip(us, lower_v)))
+    lm["mouth_corners"] = [tuple(upper[0]), tuple(upper[-1])]
+    lm["mouth_upper"] = tuple(upper[n // 2])
+    lm["mouth_lower"] = tuple(lower[n // 2])
+    lm["face_box"] = (cx - hw, cy - hh, cx + hw, cy + hh)
     lt = max(1.0, fp.lip_thick * S)
     lip_col = _col(np.array(fp.skin) * np.array([0.75, 0.68, 0.95]))
     if mo > 0.05:

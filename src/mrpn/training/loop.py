@@ -72,9 +72,10 @@ def train_one_epoch(model: torch.nn.Module, loader, optimizer: torch.optim.Optim
             totals[k] = totals.get(k, 0.0) + float(v) * b
         if task == "classification":
             correct += int((out["scores"].argmax(1) == y).sum())
-        bar.set_postfix(loss=f"{totals.get('loss', 0) / n:.3f}", acc=f"{correct / n:.3f}")
+        bar.set_postfix(loss=f"{totals.get('total', 0) / n:.3f}", acc=f"{correct / n:.3f}")
     secs = time.perf_counter() - t0
     res = {k: v / max(n, 1) for k, v in totals.items()}
+    res["loss"] = res.get("total", 0.0)
     res.update(accuracy=correct / max(n, 1), clips=n, seconds=secs, clips_per_s=n / max(secs, 1e-9))
     return res
 

@@ -38,7 +38,8 @@ def run_label(cfg: Config) -> str:
     setting = []
     setting.append("T" if cfg.data.time_aug else "NT")
     if "a" in MODALITIES[kind]:
-        setting.append("AO" if cfg.data.segment_hop_s < cfg.data.segment_s else "WO")
+        hop = cfg.data.segment_hop_s
+        setting.append(("AO" if abs(hop - 0.2) < 1e-9 else f"AO{hop:g}s") if hop < cfg.data.segment_s else "WO")
     if "v" in MODALITIES[kind] and cfg.data.spatial_aug != "none":
         setting.append("VA" if cfg.data.spatial_aug == "clip" else "VA-frame")
     return f"{label} [{'+'.join(setting)}]"
