@@ -89,10 +89,11 @@ def test_haar_detects_rendered_faces(corpus: Path) -> None:
         frames, _, _, _ = _decode(corpus / r["video"])
         for fr in frames[::3]:
             g = cv2.cvtColor(fr, cv2.COLOR_RGB2GRAY)
-            faces = casc.detectMultiScale(g, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+            # the settings of mrpn prepare's default detector (scale 1.15, 5 neighbours, face >= 0.2 x side)
+            faces = casc.detectMultiScale(g, scaleFactor=1.15, minNeighbors=5, minSize=(26, 26))
             found += len(faces) > 0
             total += 1
-    assert found / total >= 0.9, f"Haar found a face in {found}/{total} frames"
+    assert found / total >= 0.95, f"Haar found a face in {found}/{total} frames"
 
 
 def test_resume_skips_finished_clips_and_rejects_other_settings(corpus: Path) -> None:

@@ -103,7 +103,7 @@ class Predictor:
                 fps = 1.0
                 track = track_faces(frames, self.detector(), self.face_config())
             else:
-                with VideoReader(video) as r:
+                with VideoReader(video, format="yuv") as r:  # the same decode path as prepare
                     fps = r.fps
                     track = track_faces(r, self.detector(), self.face_config())
                     if r.error:
@@ -293,6 +293,16 @@ class StreamPredictor:
             self._sum += float(a.sum())
             self._sq += float((a.astype(np.float64) ** 2).sum())
             self.audio = np.concatenate([self.audio, a])
+        return self._emit()
+
+    def finish(self) -> list[dict]:
+        """End of stream: release the frames the tracker holds back and predict what is left.
+
+        The tracker holds back `smooth // 2 + max_gap + 1` frames (it interpolates boxes between
+        detections), which is the video latency of the stream (about 0.7 s at 30 fps)."""
+        for crop, _box, ok in self.tracker.finish():
+            self.faces.append(crop)
+            self.found.append(ok)
         return self._emit()
 
     def _emit(self) -> list[dict]:

@@ -91,7 +91,10 @@ def make_loader(ds, cfg: Config, train: bool, epoch: int = 0) -> DataLoader:
     g = torch.Generator().manual_seed(cfg.train.seed * 100003 + epoch)
     workers = cfg.data.workers
     return DataLoader(ds, batch_size=cfg.train.batch_size, shuffle=train, generator=g if train else None,
-                      num_workers=workers, collate_fn=_collate(), drop_last=False,
+                      num_workers=workers, collate_fn=_collate(),
+                      # FeatureNorm (batch norm) cannot train on a batch of one; shuffled, the
+                      # dropped remainder differs every epoch
+                      drop_last=train and len(ds) > cfg.train.batch_size,
                       persistent_workers=False, pin_memory=False,
                       worker_init_fn=_worker_init if workers else None)
 
@@ -257,7 +260,8 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
     check_compatible(ck, cfg_dict, best_path)
     load_model_weights(model, ck["model"], best_path)
     ev = evaluate(model, make_loader(val_ds, cfg, False), device, cfg.train.precision, cfg.train.channels_last,
-                  task, collect_features=cfg.train.save_features, side_heads=len(modalities) > 1, progress=progress)
+                  task, collect_features=cfg.train.save_features, side_heads=cfg.model.kind in ("n1", "n2"),
+                  progress=progress)
     metrics = compute_metrics(ev["y_true"], ev["y_pred"], classes)
     metrics.update({
         "run_label": cfg_dict["run_label"], "model": cfg.model.kind, "strategy": cfg.train.strategy,

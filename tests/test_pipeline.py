@@ -1,0 +1,220 @@
+"""End to end on a generated corpus: synth -> prepare -> train (resume, late fusion) -> report ->
+predict (missing modalities) -> ONNX export. Tiny widths so the whole file runs in about a minute."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mrpn.config import load_config
+from mrpn.training.checkpoint import CheckpointError, load_checkpoint
+
+TINY = ["data.face_size=32", "data.spec_size=32x32", "data.video_fps=5", "data.max_frames=4",
+        "data.workers=0", "model.video_width=4", "model.audio_width=4", "model.agg_hidden=8",
+        "model.fusion_hidden=8", "train.epochs=2", "train.batch_size=4", "train.lr=3e-3",
+        "data.dataset=synth", "train.early_stop=0"]
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    from mrpn.data.datasets import scan
+    from mrpn.data.prepare import PrepareConfig, run_prepare
+    from mrpn.data.synth import generate_corpus
+
+    root = tmp_path_factory.mktemp("pipeline")
+    manifest = generate_corpus(root / "corpus", n_actors=4, clips_per_class=1,
+                               classes=["neutral", "happy", "angry"], size=64, fps=15, seed=1, progress=False)
+    sc = scan("custom", manifest)
+    res = run_prepare(sc, root / "cache", PrepareConfig(face_size=32, gray=True, detect_every=3), workers=1,
+                      progress=False)
+    assert res.ok == len(sc.clips) == 12
+    return root, sc
+
+
+def cfg_for(root: Path, name: str, *extra: str):
+    return load_config("cpu", overrides=TINY + [f"data.cache={root / 'cache'}", f"out={root / 'runs'}",
+                                                f"name={name}", *extra])
+
+
+@pytest.fixture(scope="session")
+def n2_run(corpus):
+    from mrpn.training.cv import run_cv
+
+    root, _ = corpus
+    cfg = cfg_for(root, "n2", "model.kind=n2")
+    run_cv(cfg, "1", progress=False, log=lambda *a: None)
+    return root / "runs" / "n2"
+
+
+def test_fold_outputs(n2_run):
+    fold = n2_run / "fold_01"
+    m = json.loads((fold / "metrics.json").read_text())
+    for k in ("accuracy", "uar", "macro_f1", "confusion", "per_class_recall", "epochs", "wall_time_s",
+              "modalities", "run_label", "fold"):
+        assert k in m, k
+    assert np.array(m["confusion"]).sum() == m["n_val"] > 0
+    assert set(m["modalities"]) == {"v", "a"}
+    with np.load(fold / "features.npz") as z:
+        assert {"labels", "v", "a", "fused"} <= set(z.files) and len(z["labels"]) == m["n_val"]
+    ck = load_checkpoint(fold / "best.pt")
+    assert ck["config"]["model"]["kind"] == "n2" and ck["config"]["preset"] == "cpu"
+    assert (n2_run / "config.json").is_file() and (n2_run / "summary.json").is_file()
+
+
+def test_resume_continues_identically(corpus):
+    from mrpn.training.run import run_fold
+
+    root, _ = corpus
+    full = cfg_for(root, "resume_full", "model.kind=n1")
+    run_fold(full, 1, root / "runs" / "resume_full" / "fold_01", progress=False, log=lambda *a: None)
+    half = cfg_for(root, "resume_half", "model.kind=n1", "train.epochs=1")
+    d = root / "runs" / "resume_half" / "fold_01"
+    run_fold(half, 1, d, progress=False, log=lambda *a: None)
+    again = cfg_for(root, "resume_half", "model.kind=n1")     # "killed" after epoch 1, run again
+    run_fold(again, 1, d, progress=False, log=lambda *a: None)
+    a = load_checkpoint(root / "runs" / "resume_full" / "fold_01" / "last.pt")
+    b = load_checkpoint(d / "last.pt")
+    assert a["state"]["epoch"] == b["state"]["epoch"] == 2
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    assert [h["val_loss"] for h in a["state"]["history"]] == [h["val_loss"] for h in b["state"]["history"]]
+
+
+def test_late_fusion_keeps_unimodal_weights_frozen(corpus):
+    from mrpn.training.run import run_fold
+
+    root, _ = corpus
+    cfg = cfg_for(root, "late", "model.kind=n0", "train.strategy=late")
+    d = root / "runs" / "late" / "fold_01"
+    run_fold(cfg, 1, d, progress=False, log=lambda *a: None)
+    fused = load_checkpoint(d / "last.pt")["model"]
+    for m in ("v", "a"):
+        uni = load_checkpoint(d / f"unimodal_{m}" / "best.pt")["model"]
+        keys = [k for k in uni if k.startswith(f"branches.{m}.")]
+        assert keys
+        for k in keys:   # extractor + aggregator, incl. BatchNorm running stats
+            assert torch.equal(uni[k], fused[k]), k
+
+
+def test_bad_checkpoints_give_clear_errors(n2_run, tmp_path):
+    from mrpn.training.checkpoint import check_compatible
+
+    good = n2_run / "fold_01" / "last.pt"
+    trunc = tmp_path / "trunc.pt"
+    trunc.write_bytes(good.read_bytes()[: 5000])
+    with pytest.raises(CheckpointError, match="corrupt, truncated"):
+        load_checkpoint(trunc)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        load_checkpoint(tmp_path / "empty.pt")
+    other = load_config("paper", overrides=["model.kind=vm"]).to_dict()
+    with pytest.raises(CheckpointError, match="another model or preset"):
+        check_compatible(load_checkpoint(good), other, good)
+
+
+def test_report_renders(n2_run, tmp_path):
+    from mrpn.evaluation.report import load_runs, render_report
+
+    written = render_report(load_runs([n2_run]), tmp_path / "rep")
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "N2" in md and any(str(v).endswith(".png") for v in written.values())
+
+
+def test_predict_file_and_missing_modalities(n2_run, corpus, tmp_path):
+    from mrpn.data.synth import write_mp4
+    from mrpn.inference.predictor import Predictor
+
+    root, sc = corpus
+    p = Predictor(str(n2_run / "fold_01" / "best.pt"))
+    clip = sc.clips[0]
+    r = p.predict_file(clip.video).to_dict()
+    assert r["modalities_used"] == ["v", "a"] and r["label"] in r["classes"]
+    assert abs(sum(r["probabilities"].values()) - 1) < 1e-3
+    assert r["timeline"] and r["timeline"][-1]["end"] <= r["duration_s"] + 1e-6
+    assert set(r["per_modality"]) == {"v", "a"}
+
+    # the same video without its audio stream: predicted from the face alone
+    import av
+
+    frames = []
+    with av.open(clip.video) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    mute = tmp_path / "mute.mp4"
+    write_mp4(mute, np.stack(frames), None, 15, 16000)
+    r2 = p.predict_file(str(mute)).to_dict()
+    assert r2["modalities_used"] == ["v"] and any("no audio" in n for n in r2["notes"])
+
+    # no face anywhere (grey frames) but audio present: predicted from the voice alone
+    blank = tmp_path / "blank.mp4"
+    wave = np.random.default_rng(0).normal(0, 0.1, 16000 * 2).astype(np.float32)
+    write_mp4(blank, np.full((30, 64, 64, 3), 128, np.uint8), wave, 15, 16000)
+    r3 = p.predict_file(str(blank)).to_dict()
+    assert r3["modalities_used"] == ["a"] and any("no face" in n for n in r3["notes"])
+
+    # a long file: many windows, label = mean over windows
+    long = tmp_path / "long.mp4"
+    write_mp4(long, np.concatenate([np.stack(frames)] * 6), np.tile(wave, 6)[: 16000 * 12], 15, 16000)
+    r4 = p.predict_file(str(long)).to_dict()
+    assert len(r4["timeline"]) >= 40 and any("mean over windows" in n for n in r4["notes"])
+
+
+def test_stream_predictor_emits_windows(n2_run, corpus):
+    from mrpn.inference.predictor import Predictor, StreamPredictor
+    from mrpn.data.audio import prepare_audio
+    import av
+
+    _, sc = corpus
+    p = Predictor(str(n2_run / "fold_01" / "best.pt"))
+    with av.open(sc.clips[1].video) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    audio = prepare_audio(sc.clips[1].video)
+    raw = audio.samples * audio.std + audio.mean
+    sp = StreamPredictor(p, fps=15)
+    out = []
+    for k in range(0, len(frames), 5):   # 1/3 s of video and audio at a time
+        t0, t1 = k / 15, min(k + 5, len(frames)) / 15
+        out += sp.push(frames[k:k + 5], raw[int(t0 * 16000):int(t1 * 16000)])
+    out += sp.finish()
+    duration = len(frames) / 15
+    assert len(out) == int((duration - 1.0) / 0.2 + 1e-6) + 1 and all(w["label"] in p.classes for w in out)
+    assert [w["start"] for w in out] == sorted(w["start"] for w in out)
+
+
+def test_export_onnx_parity_and_backend(n2_run, corpus, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from mrpn.inference.export import export_onnx
+    from mrpn.inference.predictor import Predictor
+
+    meta = export_onnx(str(n2_run / "fold_01" / "best.pt"), str(tmp_path / "onnx"), log=lambda *a: None)
+    assert set(meta["graphs"]) == {"va", "v", "a"}
+    assert all(g["max_abs_diff_probabilities"] <= 1e-4 for g in meta["graphs"].values())
+    _, sc = corpus
+    ck = str(n2_run / "fold_01" / "best.pt")
+    a = Predictor(ck).predict_file(sc.clips[2].video).to_dict()
+    b = Predictor(ck, backend="onnx").predict_file(sc.clips[2].video).to_dict()
+    assert max(abs(a["probabilities"][c] - b["probabilities"][c]) for c in a["classes"]) <= 1e-4
+
+
+def test_cli_train_errors_are_messages(corpus, capsys):
+    from mrpn.cli import main
+
+    root, _ = corpus
+    assert main(["train", "--cache", str(root / "nope"), "--model", "n2", "--quiet"]) == 2
+    assert "cache folder not found" in capsys.readouterr().err
+    assert main(["train", "--cache", str(root / "cache"), "--set", "train.lrr=1", "--quiet"]) == 2
+    assert "did you mean 'train.lr'" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_predict_on_real_ravdess_video(n2_run, shared_data):
+    from mrpn.inference.predictor import Predictor
+
+    vids = sorted((shared_data / "ravdess" / "video" / "Actor_01").glob("01-*.mp4"))
+    assert vids, "expected real RAVDESS videos"
+    r = Predictor(str(n2_run / "fold_01" / "best.pt")).predict_file(str(vids[0])).to_dict()
+    assert r["modalities_used"] == ["v", "a"] and 3.0 < r["duration_s"] < 6.0
+    assert not any("no face" in n for n in r["notes"])
