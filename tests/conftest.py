@@ -30,3 +30,20 @@ def shared_data() -> Path:
             pytest.fail(msg + "; MRPN_REQUIRE_DATA=1 so this is an error, not a skip")
         pytest.skip(msg)
     return DATA
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """A tiny generated audio-video corpus (4 actors x 3 emotions) prepared by the real pipeline."""
+    from mrpn.data.datasets import scan
+    from mrpn.data.prepare import PrepareConfig, run_prepare
+    from mrpn.data.synth import generate_corpus
+
+    root = tmp_path_factory.mktemp("pipeline")
+    manifest = generate_corpus(root / "corpus", n_actors=4, clips_per_class=1,
+                               classes=["neutral", "happy", "angry"], size=64, fps=15, seed=1, progress=False)
+    sc = scan("custom", manifest)
+    res = run_prepare(sc, root / "cache", PrepareConfig(face_size=32, gray=True, detect_every=3), workers=1,
+                      progress=False)
+    assert res.ok == len(sc.clips) == 12
+    return root, sc

@@ -19,22 +19,6 @@ TINY = ["data.face_size=32", "data.spec_size=32x32", "data.video_fps=5", "data.m
         "data.dataset=synth", "train.early_stop=0"]
 
 
-@pytest.fixture(scope="session")
-def corpus(tmp_path_factory):
-    from mrpn.data.datasets import scan
-    from mrpn.data.prepare import PrepareConfig, run_prepare
-    from mrpn.data.synth import generate_corpus
-
-    root = tmp_path_factory.mktemp("pipeline")
-    manifest = generate_corpus(root / "corpus", n_actors=4, clips_per_class=1,
-                               classes=["neutral", "happy", "angry"], size=64, fps=15, seed=1, progress=False)
-    sc = scan("custom", manifest)
-    res = run_prepare(sc, root / "cache", PrepareConfig(face_size=32, gray=True, detect_every=3), workers=1,
-                      progress=False)
-    assert res.ok == len(sc.clips) == 12
-    return root, sc
-
-
 def cfg_for(root: Path, name: str, *extra: str):
     return load_config("cpu", overrides=TINY + [f"data.cache={root / 'cache'}", f"out={root / 'runs'}",
                                                 f"name={name}", *extra])

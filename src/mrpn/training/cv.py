@@ -57,7 +57,11 @@ def summarise(run_dir: Path) -> dict:
 
 
 def run_cv(cfg, folds_spec: str | None = None, progress: bool = True, log=print) -> dict:
+    from mrpn.training.distributed import is_main_process
     from mrpn.training.run import make_source, resolve_protocol
+
+    if not is_main_process():
+        log, progress = (lambda *a, **k: None), False
 
     run_dir = Path(cfg.out) / cfg.name
     clips = make_source(cfg, set()).clips()
@@ -75,6 +79,8 @@ def run_cv(cfg, folds_spec: str | None = None, progress: bool = True, log=print)
         m = run_fold(cfg, k, fold_dir, progress=progress, log=log)
         log(f"  fold {k:2d} {m['fold']}: accuracy {m['accuracy']:.4f}  UAR {m['uar']:.4f}  "
             f"macro-F1 {m['macro_f1']:.4f}  ({time.perf_counter() - t0:.0f} s)")
+    if not is_main_process():
+        return {}
     s = summarise(run_dir)
     if s["n_folds"]:
         log(f"{cfg.name}: accuracy {100 * s['accuracy']['mean']:.1f} ± {100 * s['accuracy']['std']:.1f} %  "

@@ -87,14 +87,22 @@ def fold_indices(clips, fold) -> tuple[list[int], list[int]]:
     return tr, va
 
 
-def make_loader(ds, cfg: Config, train: bool, epoch: int = 0) -> DataLoader:
+def make_loader(ds, cfg: Config, train: bool, epoch: int = 0, info=None) -> DataLoader:
     g = torch.Generator().manual_seed(cfg.train.seed * 100003 + epoch)
     workers = cfg.data.workers
-    return DataLoader(ds, batch_size=cfg.train.batch_size, shuffle=train, generator=g if train else None,
+    bs, sampler = cfg.train.batch_size, None
+    if info is not None and info.enabled and train:
+        from torch.utils.data.distributed import DistributedSampler
+
+        bs = max(1, bs // info.world)  # train.batch_size is the global batch
+        sampler = DistributedSampler(ds, info.world, info.rank, shuffle=True, seed=cfg.train.seed, drop_last=True)
+        sampler.set_epoch(epoch)
+    return DataLoader(ds, batch_size=bs, shuffle=train and sampler is None, sampler=sampler,
+                      generator=g if train and sampler is None else None,
                       num_workers=workers, collate_fn=_collate(),
                       # FeatureNorm (batch norm) cannot train on a batch of one; shuffled, the
                       # dropped remainder differs every epoch
-                      drop_last=train and len(ds) > cfg.train.batch_size,
+                      drop_last=train and len(ds) > bs,
                       persistent_workers=False, pin_memory=False,
                       worker_init_fn=_worker_init if workers else None)
 
@@ -176,7 +184,13 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
         raise ConfigError(f"fold {fold.name}: {len(tr_idx)} training and {len(va_idx)} validation clips; "
                           f"the cache holds actors {sorted(set(c.actor for c in clips))}")
     modalities = MODALITIES[cfg.model.kind]
-    device = pick_device(cfg.train.device)
+    from mrpn.training import distributed as D
+
+    info, ddp_device = D.setup(cfg.train.device)
+    device = ddp_device or pick_device(cfg.train.device)
+    if not info.main:
+        log = lambda *a, **k: None  # noqa: E731  (rank 0 speaks for all)
+        progress = False
     seed_everything(cfg.train.seed)
     model = build(cfg, len(classes)).to(device)
     if cfg.train.channels_last:
@@ -189,11 +203,15 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
     else:
         for line in load_pretrained_extractors(model, cfg):
             log(f"  pretrained extractor {line}")
+    core = model
+    if info.enabled:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
 
     from mrpn.data.loader import EmotionDataset
 
     train_ds = EmotionDataset(source, tr_idx, cfg.data, modalities, train=True, seed=cfg.train.seed)
-    val_ds = EmotionDataset(source, va_idx, cfg.data, modalities, train=False, seed=cfg.train.seed)
+    val_ds = EmotionDataset(source, D.shard(va_idx, info), cfg.data, modalities, train=False, seed=cfg.train.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.train.lr_factor,
@@ -208,12 +226,13 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
     if last_path.is_file() and not test_only:
         ck = load_checkpoint(last_path, map_location=device)
         check_compatible(ck, cfg_dict, last_path)
-        load_model_weights(model, ck["model"], last_path)
+        load_model_weights(core, ck["model"], last_path)
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         state.update(ck["state"])
         log(f"  resuming {fold_dir} after epoch {state['epoch']}")
-    atomic_write_json(fold_dir / "config.json", cfg_dict)
+    if info.main:
+        atomic_write_json(fold_dir / "config.json", cfg_dict)
 
     t_start = time.perf_counter() - state["wall_time_s"]
     task = cfg.model.task
@@ -221,18 +240,19 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
         epoch = state["epoch"] + 1
         torch.manual_seed(cfg.train.seed * 7919 + epoch)  # dropout etc.: same per epoch after a resume
         train_ds.set_epoch(epoch)
-        tr = train_one_epoch(model, make_loader(train_ds, cfg, True, epoch), opt, device, cfg.train.precision,
+        tr = train_one_epoch(model, make_loader(train_ds, cfg, True, epoch, info), opt, device, cfg.train.precision,
                              cfg.train.channels_last, cfg.train.grad_clip, task,
                              desc=f"{fold.name} epoch {epoch}/{cfg.train.epochs}", progress=progress, scaler=scaler)
-        ev = evaluate(model, make_loader(val_ds, cfg, False), device, cfg.train.precision,
-                      cfg.train.channels_last, task, progress=progress)
+        ev = D.gather_eval(evaluate(core, make_loader(val_ds, cfg, False), device, cfg.train.precision,
+                                    cfg.train.channels_last, task, progress=progress), info)
         sched.step(ev["loss"])
         score = ev.get("accuracy", -ev["loss"]) if cfg.train.select == "accuracy" else -ev["loss"]
         improved = state["best"] is None or score > state["best"]
         if improved:
             state["best"], state["best_epoch"] = score, epoch
-            save_checkpoint(best_path, {"model": model.state_dict(), "config": cfg_dict, "epoch": epoch,
-                                        "classes": classes})
+            if info.main:
+                save_checkpoint(best_path, {"model": core.state_dict(), "config": cfg_dict, "epoch": epoch,
+                                            "classes": classes})
         if ev["loss"] < state["best_loss"] - 1e-4:
             state["best_loss"], state["since_best_loss"] = ev["loss"], 0
         else:
@@ -243,9 +263,10 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
                "train_accuracy": tr["accuracy"], "val_loss": ev["loss"], "val_accuracy": ev.get("accuracy"),
                "clips_per_s": tr["clips_per_s"], "seconds": tr["seconds"]}
         state["history"].append(row)
-        save_checkpoint(last_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                    "scheduler": sched.state_dict(), "state": state, "config": cfg_dict})
-        atomic_write_json(fold_dir / "history.json", state["history"])
+        if info.main:
+            save_checkpoint(last_path, {"model": core.state_dict(), "optimizer": opt.state_dict(),
+                                        "scheduler": sched.state_dict(), "state": state, "config": cfg_dict})
+            atomic_write_json(fold_dir / "history.json", state["history"])
         log(f"  {fold.name} epoch {epoch:3d}  loss {tr['loss']:.3f}  train acc {tr['accuracy']:.3f}  "
             f"val loss {ev['loss']:.3f}  val acc {ev.get('accuracy', float('nan')):.3f}  "
             f"lr {row['lr']:.1e}  {tr['clips_per_s']:.1f} clips/s{'  *' if improved else ''}")
@@ -254,19 +275,21 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
             break
 
     # Final evaluation with the best weights.
+    D.barrier(info)  # rank 0 has written best.pt
     if not best_path.is_file():
         raise CheckpointError(f"no best checkpoint in {fold_dir}: nothing was trained yet")
     ck = load_checkpoint(best_path, map_location=device)
     check_compatible(ck, cfg_dict, best_path)
-    load_model_weights(model, ck["model"], best_path)
-    ev = evaluate(model, make_loader(val_ds, cfg, False), device, cfg.train.precision, cfg.train.channels_last,
-                  task, collect_features=cfg.train.save_features, side_heads=cfg.model.kind in ("n1", "n2"),
-                  progress=progress)
+    load_model_weights(core, ck["model"], best_path)
+    ev = D.gather_eval(evaluate(core, make_loader(val_ds, cfg, False), device, cfg.train.precision,
+                                cfg.train.channels_last, task, collect_features=cfg.train.save_features,
+                                side_heads=cfg.model.kind in ("n1", "n2"), progress=progress), info)
     metrics = compute_metrics(ev["y_true"], ev["y_pred"], classes)
     metrics.update({
         "run_label": cfg_dict["run_label"], "model": cfg.model.kind, "strategy": cfg.train.strategy,
         "dataset": cfg.data.dataset, "protocol": protocol.name, "fold": fold.name, "fold_index": fold_index,
         "val_actors": list(fold.val_actors), "class_names": classes, "n_train": len(tr_idx), "n_val": len(va_idx),
+        "world_size": info.world,
         "epochs": state["epoch"], "best_epoch": ck.get("epoch", state["best_epoch"]),
         "wall_time_s": round(state["wall_time_s"], 2), "val_loss": ev["loss"],
     })
@@ -274,6 +297,8 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
         metrics["modalities"] = {m: {k: v for k, v in compute_metrics(ev["y_true"], p, classes).items()
                                      if k in ("accuracy", "uar", "macro_f1")}
                                  for m, p in ev["side_pred"].items()}
+    if not info.main:
+        return metrics
     if cfg.train.save_features and "features" in ev:
         from mrpn.io import atomic_write_with
 
@@ -378,12 +403,20 @@ def main(args: argparse.Namespace) -> int:
     except (ConfigError, CheckpointError) as e:
         print(f"mrpn train: error: {e}", file=sys.stderr)
         return 2
+    from mrpn.training.distributed import is_main_process
+
+    if not is_main_process():
+        return 0
     print(f"{m['run_label']}  fold {m['fold']}: accuracy {m['accuracy']:.4f}  UAR {m['uar']:.4f}  "
           f"macro-F1 {m['macro_f1']:.4f}  ({m['n_val']} clips)  -> {run_dir}")
     return 0
 
 
 def save_run_config(cfg: Config, run_dir: Path, **extra: Any) -> None:
+    from mrpn.training.distributed import is_main_process
+
+    if not is_main_process():
+        return
     d = cfg.to_dict()
     d["run_label"] = run_label(cfg)
     d.update(extra)
