@@ -1,0 +1,160 @@
+"""Training throughput, memory, loader speed and the cost of growth, each against a baseline run in
+the same process.
+
+    python bench/train.py                       # cpu preset, paper preset (small batch), loader, growth
+    python bench/train.py --quick               # fewer steps
+
+Prints clips/s of one N2 end-to-end training step for: the naive path (fp32, eager, NCHW) and the
+project's default path for that preset (cpu: fp32 NCHW; paper: bf16 autocast + channels_last), their
+ratio, the FLOPs per clip (torch.utils.flop_counter) against this machine's measured matmul peak,
+the peak RSS growth per step, the loader's clips/s from a real cache against what the model
+consumes, and step time against clip length and batch size (linear growth check).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from mrpn.config import load_config  # noqa: E402
+from mrpn.models.build import build_model  # noqa: E402
+from mrpn.models.loss import mrpn_loss  # noqa: E402
+
+
+def batch_for(cfg, b: int, seconds: float) -> dict:
+    d = cfg.data
+    t = min(d.max_frames or 10**6, int(seconds * (d.video_fps or 30)))
+    s = int((seconds - d.segment_s) / d.segment_hop_s) + 1
+    c = 1 if d.gray else 3
+    return {"v": torch.randn(b, t, c, d.face_size, d.face_size), "v_len": torch.full((b,), t),
+            "a": torch.randn(b, s, 1, *d.spec_size), "a_len": torch.full((b,), s),
+            "label": torch.randint(0, 8, (b,))}
+
+
+def step_time(cfg, batch, precision: str, channels_last: bool, steps: int) -> tuple[float, float]:
+    torch.manual_seed(0)
+    model = build_model(cfg.model).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    times, peak = [], 0.0
+    for i in range(steps + 1):
+        rss0 = _rss_mib()
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = model(batch)
+            loss, _ = mrpn_loss(out, batch["label"])
+        peak = max(peak, _rss_mib() - rss0)  # activations alive before backward: the step's peak
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i:  # the first step warms up allocators and kernels
+            times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2], peak
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def flops_per_clip(cfg, batch) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build_model(cfg.model).train()
+    with FlopCounterMode(display=False) as fc:
+        out = model(batch)
+        loss, _ = mrpn_loss(out, batch["label"])
+        loss.backward()
+    return fc.get_total_flops() / batch["label"].shape[0]
+
+
+def matmul_peak() -> float:
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    t0 = time.perf_counter()
+    n = 10
+    for _ in range(n):
+        a @ b
+    return 2 * 2048 ** 3 * n / (time.perf_counter() - t0)
+
+
+def bench_preset(name: str, b: int, seconds: float, steps: int) -> None:
+    cfg = load_config(name, overrides=["model.kind=n2"])
+    batch = batch_for(cfg, b, seconds)
+    default = (cfg.train.precision if cfg.train.precision != "auto" else "bf16", cfg.train.channels_last)
+    naive_t, naive_m = step_time(cfg, batch, "fp32", False, steps)
+    def_t, def_m = step_time(cfg, batch, *default, steps)
+    fl = flops_per_clip(cfg, batch)
+    print(f"\n[{name} preset] N2 end-to-end training step, batch {b}, {seconds:g} s clips "
+          f"(video {tuple(batch['v'].shape[1:])}, audio {tuple(batch['a'].shape[1:])})")
+    print(f"  naive   fp32 eager NCHW      : {b / naive_t:8.2f} clips/s   activations +{naive_m:7.0f} MiB")
+    print(f"  default {default[0]:4s} channels_last={str(default[1]):5s}: {b / def_t:8.2f} clips/s   "
+          f"activations +{def_m:7.0f} MiB   ratio {naive_t / def_t:.2f}x")
+    print(f"  FLOPs per clip (fwd+bwd): {fl / 1e9:.2f} GFLOP -> {fl * b / def_t / 1e9:.1f} GFLOP/s achieved")
+
+
+def bench_loader(cache: str, cfg_name: str, model_rate: float, n: int) -> None:
+    from torch.utils.data import DataLoader
+
+    from mrpn.data.loader import CacheSource, EmotionDataset, collate
+
+    cfg = load_config(cfg_name)
+    src = CacheSource(cache)
+    mods = ("a",) if src.load(0).faces is None else ("v", "a")
+    ds = EmotionDataset(src, list(range(min(n, len(src.clips())))), cfg.data, mods, train=True)
+    print(f"\n[loader] {cache}: {len(ds)} clips, modalities {mods}, train transforms")
+    for workers in (0, 1, 2):
+        dl = DataLoader(ds, batch_size=16, num_workers=workers, collate_fn=collate)
+        t0 = time.perf_counter()
+        k = sum(b["label"].shape[0] for b in dl)
+        rate = k / (time.perf_counter() - t0)
+        print(f"  workers={workers}: {rate:8.1f} clips/s  ({rate / model_rate:.1f}x what the cpu-preset "
+              f"N2 step consumes, {model_rate:.1f} clips/s)")
+
+
+def bench_growth(steps: int) -> None:
+    cfg = load_config("cpu", overrides=["model.kind=n2", "data.max_frames=0"])
+    print("\n[growth] cpu preset N2 step time against clip length (batch 8) and batch size (2 s clips)")
+    base = None
+    for sec in (1.5, 3.0, 6.0, 12.0):
+        t, _ = step_time(cfg, batch_for(cfg, 8, sec), "fp32", False, steps)
+        base = base or t / sec
+        print(f"  clip {sec:5.1f} s: {t * 1000:8.1f} ms/step   per second of clip {t / sec * 1000:6.1f} ms "
+              f"({t / sec / base:.2f}x the 1.5 s rate)")
+    base = None
+    for b in (4, 8, 16, 32):
+        t, _ = step_time(cfg, batch_for(cfg, b, 2.0), "fp32", False, steps)
+        base = base or t / b
+        print(f"  batch {b:3d}: {t * 1000:8.1f} ms/step   per clip {t / b * 1000:6.1f} ms ({t / b / base:.2f}x)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--cache", default="cache/ravdess_audio", help="a prepared cache for the loader benchmark")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    steps = 2 if args.quick else 4
+    print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs; "
+          f"matmul peak {matmul_peak() / 1e9:.1f} GFLOP/s (fp32 2048^2)")
+    bench_preset("cpu", 16, 3.5, steps)
+    bench_preset("paper", 2, 2.0, 1 if args.quick else 2)
+    cfg = load_config("cpu", overrides=["model.kind=n2"])
+    t, _ = step_time(cfg, batch_for(cfg, 16, 3.5), "fp32", False, steps)
+    if Path(args.cache).is_dir():
+        bench_loader(args.cache, "cpu", 16 / t, 64 if args.quick else 200)
+    else:
+        print(f"\n[loader] skipped: no cache at {args.cache} (run mrpn prepare first)")
+    bench_growth(steps)
+
+
+if __name__ == "__main__":
+    main()
