@@ -1,0 +1,65 @@
+"""End-to-end latency of `mrpn predict` on the real 720p RAVDESS clips (decode + faces + audio + model),
+PyTorch and ONNX Runtime, against a naive baseline in the same process (the same detector on every
+full-resolution frame).
+
+    python bench/predict.py [--model CKPT] [--data ../shared/data] [--repeat 3]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="checkpoint or .safetensors (default: the shipped model)")
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from mrpn.inference.predictor import Predictor
+
+    videos = sorted((Path(args.data) / "ravdess" / "video").rglob("01-*.mp4"))
+    if not videos:
+        sys.exit(f"no RAVDESS audio-video clips under {args.data}/ravdess/video")
+    variants = {"torch": Predictor(args.model), "onnx": Predictor(args.model, backend="onnx")}
+    naive = Predictor(args.model)
+    fc = naive.face_config()
+    fc.detect_every, fc.detect_width = 1, 0
+    naive.face_config = lambda: fc  # the same detector on every full-resolution frame
+    variants["naive (torch, detect every full-res frame)"] = naive
+    for p in variants.values():          # warm up: model load, ONNX export, first-call costs
+        p.predict_file(str(videos[0]))
+    rows = {}
+    for name, p in variants.items():
+        totals, parts = [], []
+        for _ in range(args.repeat):
+            for v in videos:
+                t0 = time.perf_counter()
+                r = p.predict_file(str(v))
+                totals.append(time.perf_counter() - t0)
+                parts.append(r.timing)
+        rows[name] = (statistics.median(totals), statistics.median(t["decode_faces_s"] for t in parts),
+                      statistics.median(t["audio_s"] for t in parts), statistics.median(t["model_s"] for t in parts),
+                      statistics.median(t["real_time_factor"] for t in parts))
+    dur = r.duration_s
+    print(f"{len(videos)} clips of ~{dur:.1f} s, 1280x720, {args.repeat} repeats, {args.threads} threads; "
+          f"medians in seconds")
+    print(f"{'variant':46s} {'total':>7s} {'decode+faces':>13s} {'audio':>7s} {'model':>7s} {'RTF':>6s}")
+    for name, (t, d, a, m, rtf) in rows.items():
+        print(f"{name:46s} {t:7.3f} {d:13.3f} {a:7.3f} {m:7.3f} {rtf:6.3f}")
+    base = rows["naive (torch, detect every full-res frame)"][0]
+    print(f"speed-up over naive: torch {base / rows['torch'][0]:.2f}x, onnx {base / rows['onnx'][0]:.2f}x; "
+          f"model part onnx vs torch {rows['torch'][3] / rows['onnx'][3]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
