@@ -42,6 +42,13 @@ SKIP_FLAGS = ("no_face",)
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
+def _checked_id(clip_id: str) -> str:
+    """A clip id names a file inside clips/: refuse anything that could point elsewhere."""
+    if not clip_id or "/" in clip_id or "\\" in clip_id or clip_id.startswith(".") or "\0" in clip_id:
+        raise CacheError(f"unsafe clip id {clip_id!r}: ids must be plain file names")
+    return clip_id
+
+
 class CacheError(Exception):
     """A cache (or a clip in it) that is missing, corrupted or inconsistent."""
 
@@ -85,10 +92,10 @@ class Cache:
 
     # -- paths --------------------------------------------------------------------------------
     def npz_path(self, clip_id: str) -> Path:
-        return self.clips_dir / f"{clip_id}.npz"
+        return self.clips_dir / f"{_checked_id(clip_id)}.npz"
 
     def json_path(self, clip_id: str) -> Path:
-        return self.clips_dir / f"{clip_id}.json"
+        return self.clips_dir / f"{_checked_id(clip_id)}.json"
 
     # -- metadata -----------------------------------------------------------------------------
     @property
