@@ -202,3 +202,25 @@ def test_predict_on_real_ravdess_video(n2_run, shared_data):
     r = Predictor(str(n2_run / "fold_01" / "best.pt")).predict_file(str(vids[0])).to_dict()
     assert r["modalities_used"] == ["v", "a"] and 3.0 < r["duration_s"] < 6.0
     assert not any("no face" in n for n in r["notes"])
+
+
+def test_cli_predict_writes_json_and_plot_and_survives_bad_files(n2_run, corpus, tmp_path, capsys):
+    from mrpn.cli import main
+
+    _, sc = corpus
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    rc = main(["predict", sc.clips[0].video, str(bad), sc.clips[3].video, "--model",
+               str(n2_run / "fold_01" / "best.pt"), "--json", str(tmp_path / "j") + "/", "--plot",
+               str(tmp_path / "p") + "/"])
+    io = capsys.readouterr()
+    assert rc == 0 and "bad.mp4: cannot predict" in io.err and "whole file:" in io.out
+    js = sorted((tmp_path / "j").glob("*.json"))
+    assert len(js) == 2
+    r = json.loads(js[0].read_text())
+    assert {"label", "probabilities", "timeline", "modalities_used", "per_modality"} <= set(r)
+    pngs = sorted((tmp_path / "p").glob("*.png"))
+    assert len(pngs) == 2 and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["predict", str(bad), "--model", str(n2_run / "fold_01" / "best.pt")]) == 1
+    assert main(["predict", sc.clips[0].video, "--model", str(tmp_path / "missing.pt")]) == 2
+    assert "not found" in capsys.readouterr().err
