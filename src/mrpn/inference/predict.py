@@ -31,10 +31,9 @@ def plot_timeline(pred: dict, path: str | Path) -> None:
         t = np.array([(w["start"] + w["end"]) / 2 for w in tl])
         for k, c in enumerate(classes):
             ax.plot(t, [w["probabilities"][c] for w in tl], label=c, color=cmap(k % 10), lw=2)
-        for w in tl:
-            k = classes.index(w["label"])
-            ax2.axvspan(w["start"], w["start"] + (tl[1]["start"] - tl[0]["start"] if len(tl) > 1 else w["end"]),
-                        color=cmap(k % 10), alpha=0.8, lw=0)
+        half = (t[1] - t[0]) / 2 if len(t) > 1 else (tl[0]["end"] - tl[0]["start"]) / 2
+        for c, w in zip(t, tl):  # each window's top label, centred like the curves above
+            ax2.axvspan(c - half, c + half, color=cmap(classes.index(w["label"]) % 10), alpha=0.8, lw=0)
     ax.set_ylim(0, 1)
     ax.set_ylabel("probability")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
