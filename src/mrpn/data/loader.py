@@ -196,12 +196,14 @@ def collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
     }
     for m in ("v", "a"):
-        if m not in items[0]:
+        # raw inputs ("v") or per-element extractor features ("v_feat", see modality_features)
+        key = m if m in items[0] else m + "_feat" if m + "_feat" in items[0] else None
+        if key is None:
             continue
-        seqs = [it[m] for it in items]
+        seqs = [it[key] for it in items]
         lens = torch.tensor([s.shape[0] for s in seqs], dtype=torch.long)
         pad = seqs[0].new_zeros((len(seqs), int(lens.max())) + tuple(seqs[0].shape[1:]))
         for j, s in enumerate(seqs):
             pad[j, : s.shape[0]] = s
-        out[m], out[m + "_len"] = pad, lens
+        out[key], out[m + "_len"] = pad, lens
     return out

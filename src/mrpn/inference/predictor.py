@@ -134,6 +134,54 @@ class Predictor:
         x = faces_to_tensor(faces[idx], d.face_size, d.gray)
         return (x - 0.5) / 0.5, has_face
 
+    def _window_frames(self, n: int, fps: float, found: np.ndarray | None,
+                       windows: list[tuple[float, float]]) -> list[np.ndarray]:
+        """Frames of each window, taken from one grid at `video_fps` shared by all windows, so that
+        overlapping windows reuse the same frames (and their extractor features)."""
+        d = self.cfg.data
+        fps = fps if fps > 0 else 1.0
+        step = fps / d.video_fps if d.video_fps and d.video_fps < fps else 1.0
+        grid = np.unique(np.floor(np.arange(0, n, step)).astype(np.int64))
+        ok = found[grid] if found is not None and len(found) == n else np.ones(len(grid), bool)
+        t = grid / fps
+        out = []
+        for s, e in windows:
+            sel = grid[(t >= s - 1e-9) & (t < e - 1e-9) & ok]
+            if d.max_frames and len(sel) > d.max_frames:
+                sel = sel[np.linspace(0, len(sel) - 1, d.max_frames).round().astype(np.int64)]
+            out.append(sel)
+        return out
+
+    @torch.no_grad()
+    def _extract(self, m: str, x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+        """F_m on every element once: [N, C, H, W] -> [N, D]."""
+        ext = self.model.branches[m].extractor
+        return torch.cat([ext(x[i:i + chunk].to(self.device)) for i in range(0, len(x), chunk)])
+
+    def _window_inputs(self, faces, sels, audio, windows, use) -> list[dict]:
+        """Per-window model inputs. PyTorch: extractor features computed once per distinct frame and
+        segment ("v_feat"/"a_feat"); ONNX: the raw crops and spectrograms (its graph starts at F_m)."""
+        d = self.cfg.data
+        raw = self._onnx is not None
+        items: list[dict] = [{"label": 0, "index": j} for j in range(len(windows))]
+        if "v" in use and any(len(sel) for sel in sels):
+            uniq = np.unique(np.concatenate([sel for sel in sels if len(sel)]))
+            x = (faces_to_tensor(faces[uniq], d.face_size, d.gray) - 0.5) / 0.5
+            table = x if raw else self._extract("v", x)
+            pos = {int(f): r for r, f in enumerate(uniq)}
+            for j, sel in enumerate(sels):
+                if len(sel):
+                    items[j]["v" if raw else "v_feat"] = table[[pos[int(f)] for f in sel]]
+        if "a" in use:
+            segs = [self._audio_item(audio, s, e) for s, e in windows]
+            flat = torch.cat(segs)
+            table = flat if raw else self._extract("a", flat)
+            k = 0
+            for j, sg in enumerate(segs):
+                items[j]["a" if raw else "a_feat"] = table[k:k + len(sg)]
+                k += len(sg)
+        return items
+
     def _audio_item(self, wave, t0, t1):
         d = self.cfg.data
         a0, a1 = int(t0 * SR), max(int(t1 * SR), int(t0 * SR) + 1)
@@ -191,28 +239,22 @@ class Predictor:
         # windows: the paper's 1 s segments with a 0.2 s hop
         starts = [0.0] if dur <= self.window_s else \
             [k * self.hop_s for k in range(int(math.floor((dur - self.window_s) / self.hop_s + 1e-9)) + 1)]
-        groups: dict[tuple[str, ...], list[tuple[int, dict]]] = {}
+        windows = [(s, min(s + self.window_s, dur)) for s in starts]
+        sels = self._window_frames(len(faces), fps, found, windows) if "v" in use else None
         win_mod = []
-        for j, s in enumerate(starts):
-            e = min(s + self.window_s, dur)
-            item: dict[str, Any] = {"label": 0, "index": j}
-            mods = []
-            if "v" in use:
-                x, ok = self._video_item(faces, found, fps, s, e)
-                if ok or found is None:
-                    item["v"] = x
-                    mods.append("v")
-            if "a" in use:
-                item["a"] = self._audio_item(audio, s, e)
-                mods.append("a")
-            wuse = self._can_use(tuple(mods)) or ()
-            win_mod.append(wuse)
+        for j in range(len(windows)):
+            mods = [m for m in use if m == "a" or len(sels[j])]
+            win_mod.append(self._can_use(tuple(mods)) or ())
+        inputs = self._window_inputs(faces, sels, audio, windows, use)
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for j, wuse in enumerate(win_mod):
             if wuse:
-                groups.setdefault(wuse, []).append((j, {k: v for k, v in item.items() if k in wuse + ("label", "index")}))
+                groups.setdefault(wuse, []).append(j)
         probs = np.full((len(starts), len(self.classes)), np.nan, np.float32)
-        for wuse, lst in groups.items():
-            p = self._scores([it for _, it in lst], wuse)
-            probs[[j for j, _ in lst]] = p
+        for wuse, js in groups.items():
+            items = [{k: v for k, v in inputs[j].items() if k in ("label", "index") or k.split("_")[0] in wuse}
+                     for j in js]
+            probs[js] = self._scores(items, wuse)
         n_noface = sum(1 for m in win_mod if "v" in use and "v" not in m)
         if n_noface:
             notes.append(f"{n_noface} of {len(starts)} windows had no detected face")
@@ -230,16 +272,19 @@ class Predictor:
         # whole file
         per_mod: dict[str, dict[str, float]] = {}
         if dur <= self.max_clip_s:
+            raw = self._onnx is not None
             whole: dict[str, Any] = {"label": 0, "index": 0}
             if "v" in use:
-                whole["v"], _ = self._video_item(faces, found, fps, 0.0, dur)
+                x, _ = self._video_item(faces, found, fps, 0.0, dur)
+                whole["v" if raw else "v_feat"] = x if raw else self._extract("v", x)
             if "a" in use:
-                whole["a"] = self._audio_item(audio, 0.0, dur)
+                a = self._audio_item(audio, 0.0, dur)
+                whole["a" if raw else "a_feat"] = a if raw else self._extract("a", a)
             p_file = self._scores([whole], use)[0]
-            if self.has_side_heads:
+            if self.has_side_heads:  # the side heads reuse the features computed above
                 for m in use:
-                    per_mod[m] = _probs(self._scores([{k: v for k, v in whole.items() if k in (m, "label", "index")}],
-                                                     (m,))[0], self.classes)
+                    one = {k: v for k, v in whole.items() if k in ("label", "index") or k.split("_")[0] == m}
+                    per_mod[m] = _probs(self._scores([one], (m,))[0], self.classes)
         else:
             valid = ~np.isnan(probs).any(1)
             p_file = probs[valid].mean(0)

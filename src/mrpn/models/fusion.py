@@ -204,7 +204,12 @@ class _BranchedNet(nn.Module):
         return self
 
     def modality_features(self, batch: Mapping[str, torch.Tensor], m: str) -> torch.Tensor:
-        """f_hat_m = FeatureNorm(A_m(F_m(x_m))) — eqs. (1), (7)."""
+        """f_hat_m = FeatureNorm(A_m(F_m(x_m))) — eqs. (1), (7).
+
+        When the batch holds `m + "_feat"` ([B, T, D]: F_m already applied to every element, e.g.
+        once per frame for many overlapping prediction windows), F_m is not run again."""
+        if m + "_feat" in batch:
+            return self.norms[m](self.branches[m].aggregator(batch[m + "_feat"], batch[m + "_len"]))
         return self.norms[m](self.branches[m](batch[m], batch[m + "_len"]))
 
 
