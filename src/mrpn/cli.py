@@ -25,35 +25,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _available() -> dict[str, tuple[str, str]]:
-    import importlib.util
-
-    out = {}
-    for name, (mod, help_) in COMMANDS.items():
-        try:
-            if importlib.util.find_spec(mod) is not None:
-                out[name] = (mod, help_)
-        except ModuleNotFoundError:
-            pass
-    return out
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """All commands are listed, but only the one being run is imported (torch takes seconds to load)."""
     from mrpn import __version__
 
     parser = argparse.ArgumentParser(prog="mrpn", description="Multi-modal Residual Perceptron Network toolkit")
     parser.add_argument("--version", action="version", version=f"mrpn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    avail = _available()
-    for name, (mod, help_) in avail.items():
+    argv = sys.argv[1:] if argv is None else argv
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, (mod, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(_module=mod)
-        importlib.import_module(mod).add_arguments(p)
+        if name == chosen:
+            importlib.import_module(mod).add_arguments(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "_module", None):
         parser.print_help()
