@@ -132,6 +132,29 @@ def bench_loader(cache: str, cfg_name: str, model_rate: float, n: int) -> None:
               f"N2 step consumes, {model_rate:.1f} clips/s)")
 
 
+def bench_epoch_growth(cache: str, sizes=(100, 200, 400, 800)) -> None:
+    """A real epoch (cache -> loader with 1 worker -> AM model, cpu preset) on growing subsets."""
+    from mrpn.data.loader import CacheSource, EmotionDataset
+    from mrpn.training.loop import train_one_epoch
+    from mrpn.training.run import make_loader
+
+    cfg = load_config("cpu", overrides=["model.kind=am", "data.workers=1", "model.n_classes=8"])
+    src = CacheSource(cache)
+    print(f"\n[growth] one training epoch of AM (cpu preset, 1 loader worker) on {cache} against the number of clips")
+    base = None
+    for n in sizes:
+        n = min(n, len(src.clips()))
+        torch.manual_seed(0)
+        model = build_model(cfg.model)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        ds = EmotionDataset(src, list(range(n)), cfg.data, ("a",), train=True)
+        t0 = time.perf_counter()
+        train_one_epoch(model, make_loader(ds, cfg, True, 1), opt, torch.device("cpu"), "fp32", False, progress=False)
+        t = time.perf_counter() - t0
+        base = base or t / n
+        print(f"  {n:5d} clips: {t:7.1f} s/epoch  {t / n * 1000:6.1f} ms per clip ({t / n / base:.2f}x the first)")
+
+
 def bench_growth(steps: int) -> None:
     cfg = load_config("cpu", overrides=["model.kind=n2", "data.max_frames=0"])
     print("\n[growth] cpu preset N2 step time against clip length (batch 8) and batch size (2 s clips)")
@@ -162,6 +185,7 @@ def main() -> None:
     bench_preset("paper", 2, 2.0, 1 if args.quick else 2, rounds=1 if args.quick else 2)
     if Path(args.cache).is_dir():
         bench_loader(args.cache, "cpu", rate, 64 if args.quick else 200)
+        bench_epoch_growth(args.cache, (50, 100) if args.quick else (100, 200, 400, 800))
     else:
         print(f"\n[loader] skipped: no cache at {args.cache} (run mrpn prepare first)")
     bench_growth(steps)
