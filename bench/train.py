@@ -176,19 +176,28 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--cache", default="cache/ravdess_audio", help="a prepared cache for the loader benchmark")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", default="cpu,paper,loader,epochs,growth",
+                    help="comma-separated sections: cpu, paper, loader, epochs, growth")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     steps = 2 if args.quick else 4
     print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}; matmul peak {matmul_peak() / 1e9:.1f} GFLOP/s (fp32 2048^2)")
-    rate = bench_preset("cpu", 16, 3.5, steps)
-    bench_preset("paper", 2, 2.0, 1 if args.quick else 2, rounds=1 if args.quick else 2)
-    if Path(args.cache).is_dir():
-        bench_loader(args.cache, "cpu", rate, 64 if args.quick else 200)
-        bench_epoch_growth(args.cache, (50, 100) if args.quick else (100, 200, 400, 800))
-    else:
+    only = set(args.only.split(","))
+    rate = 10.0
+    if "cpu" in only:
+        rate = bench_preset("cpu", 16, 3.5, steps)
+    if "paper" in only:
+        bench_preset("paper", 2, 2.0, 1 if args.quick else 2, rounds=1 if args.quick else 2)
+    if only & {"loader", "epochs"} and not Path(args.cache).is_dir():
         print(f"\n[loader] skipped: no cache at {args.cache} (run mrpn prepare first)")
-    bench_growth(steps)
+    elif only & {"loader", "epochs"}:
+        if "loader" in only:
+            bench_loader(args.cache, "cpu", rate, 64 if args.quick else 200)
+        if "epochs" in only:
+            bench_epoch_growth(args.cache, (50, 100) if args.quick else (100, 200, 400, 800))
+    if "growth" in only:
+        bench_growth(steps)
 
 
 if __name__ == "__main__":
