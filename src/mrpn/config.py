@@ -106,8 +106,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         # Trained from scratch or briefly pretrained, the small nets need a larger step than 5e-5.
         "train.lr": 1e-3, "train.epochs": 40, "train.batch_size": 16,
         "train.lr_patience": 5, "train.early_stop": 12,
-        # At width 16 bf16 autocast and channels_last were measured slower than fp32 NCHW on this
-        # 2-core CPU (bench/train_step.py); they pay off at the paper's width and on GPUs.
+        # No consistent gain from bf16 autocast + channels_last was measured on this loaded 2-core
+        # CPU (docs/PERFORMANCE.md); fp32 is exact and is what every reported result used.
         "train.precision": "fp32", "train.channels_last": False,
     },
 }
