@@ -224,7 +224,9 @@ def test_fer2013_kaggle_csv(tmp_path):
     assert len(s.problems) == 2
     assert len(scan_fer2013(path, split="test").clips) == 3
     x, y = load_fer2013_arrays(path, "test")
-    assert x.shape == (3, 48, 48) and y.tolist() == [2, 3, 6]
+    # Kaggle codes 2 (Fear), 3 (Happy), 6 (Neutral) -> alphabetical class indices fear=2, happy=3, neutral=4
+    assert x.shape == (3, 48, 48) and y.tolist() == [2, 3, 4]
+    assert [CLASSES["fer2013"][k] for k in y] == ["fear", "happy", "neutral"]
     assert np.array_equal(x[0], rows[2][1])
     xa, ya = load_fer2013_arrays(tmp_path, "all")
     assert len(xa) == 7 and np.array_equal(xa[6], rows[6][1])

@@ -63,6 +63,10 @@ CLASSES: dict[str, list[str]] = {
     "fer2013": ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"],
 }
 
+# The Kaggle fer2013.csv numbers emotions 0=Angry 1=Disgust 2=Fear 3=Happy 4=Sad 5=Surprise 6=Neutral;
+# the image-folder layout (and CLASSES["fer2013"]) is alphabetical. CSV code -> class index:
+FER_CSV_TO_INDEX = [0, 1, 2, 3, 5, 6, 4]
+
 AUDIO_EXTS = {".wav", ".flac"}
 VIDEO_EXTS = {".mp4"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -481,7 +485,7 @@ def _fer_csv_rows(csv_path: Path, splits: tuple[str, ...], problems: list[Proble
             elif pixels.count(" ") != _FER_PIXELS - 1:
                 problems.append(Problem(where, f"expected {_FER_PIXELS} pixel values, found {len(pixels.split())}"))
             elif split in splits:
-                yield i, label, usage, pixels
+                yield i, FER_CSV_TO_INDEX[label], usage, pixels
 
 
 def _fer_csv_clip(csv_path: Path, i: int, label: int, usage: str) -> Clip:
