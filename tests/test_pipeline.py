@@ -224,3 +224,35 @@ def test_cli_predict_writes_json_and_plot_and_survives_bad_files(n2_run, corpus,
     assert main(["predict", str(bad), "--model", str(n2_run / "fold_01" / "best.pt")]) == 1
     assert main(["predict", sc.clips[0].video, "--model", str(tmp_path / "missing.pt")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_changed_settings_are_refused_not_mixed(corpus, tmp_path):
+    from mrpn.config import ConfigError
+    from mrpn.training.cv import run_cv
+    from mrpn.training.run import run_fold
+
+    root, _ = corpus
+    quiet = dict(progress=False, log=lambda *a: None)
+    cfg = load_config("cpu", overrides=TINY + [f"data.cache={root / 'cache'}", f"out={tmp_path}", "name=r",
+                                               "model.kind=am", "train.epochs=1"])
+    run_cv(cfg, "1", **quiet)
+    wo = load_config("cpu", overrides=TINY + [f"data.cache={root / 'cache'}", f"out={tmp_path}", "name=r",
+                                              "model.kind=am", "train.epochs=1", "data.segment_hop_s=1.0"])
+    with pytest.raises(ConfigError, match="other settings"):
+        run_cv(wo, "1", **quiet)
+    # the same folder resumed on another fold's split is refused, not trained on validation actors
+    with pytest.raises(CheckpointError, match="another split"):
+        run_fold(cfg, 2, tmp_path / "r" / "fold_01", **quiet)
+
+
+def test_early_stopped_fold_does_not_train_again(corpus, tmp_path):
+    from mrpn.training.run import run_fold
+
+    root, _ = corpus
+    cfg = load_config("cpu", overrides=TINY + [f"data.cache={root / 'cache'}", "model.kind=am",
+                                               "train.epochs=6", "train.early_stop=1", "train.lr=1e-9"])
+    d = tmp_path / "fold_01"
+    m1 = run_fold(cfg, 1, d, progress=False, log=lambda *a: None)
+    assert m1["epochs"] < 6                       # a tiny lr: the loss stops dropping at once
+    m2 = run_fold(cfg, 1, d, progress=False, log=lambda *a: None)
+    assert m2["epochs"] == m1["epochs"]

@@ -40,8 +40,11 @@ def load_fer_cached(root: str, split: str) -> tuple[np.ndarray, np.ndarray, list
         except Exception:  # a damaged cache file is just rebuilt
             pass
     images, labels = load_fer2013_arrays(root_p, split)
-    atomic_write_with(path, lambda p: np.savez(open(p, "wb"), images=images, labels=labels,
-                                               root=np.array(str(root_p))))
+    def write(p: Path) -> None:
+        with open(p, "wb") as f:
+            np.savez(f, images=images, labels=labels, root=np.array(str(root_p)))
+
+    atomic_write_with(path, write)
     return images, labels, list(CLASSES["fer2013"])
 
 

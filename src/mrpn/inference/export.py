@@ -149,11 +149,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from mrpn.config import ConfigError
     from mrpn.training.checkpoint import CheckpointError
 
     try:
         meta = export_onnx(args.model, args.out, args.opset, not args.no_check)
-    except (CheckpointError, ImportError) as e:
+    except (CheckpointError, ConfigError, ImportError) as e:
         print(f"mrpn export: error: {e}", file=sys.stderr)
         return 2
     bad = [k for k, v in meta["graphs"].items() if v.get("max_abs_diff_probabilities", 0) > 1e-4]

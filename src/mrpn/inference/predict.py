@@ -95,6 +95,7 @@ def _target(base: str | None, video: str, n: int, suffix: str) -> Path | None:
 
 def main(args: argparse.Namespace) -> int:
     from mrpn.inference.predictor import Predictor
+    from mrpn.config import ConfigError
     from mrpn.training.checkpoint import CheckpointError
 
     if args.audio and len(args.videos) > 1:
@@ -103,7 +104,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         pred = Predictor(args.model, device=args.device, backend=args.backend, detector=args.detector,
                          window_s=args.window, hop_s=args.hop)
-    except (CheckpointError, ImportError, RuntimeError) as e:
+    except (CheckpointError, ConfigError, ImportError, RuntimeError) as e:
         print(f"mrpn predict: error: {e}", file=sys.stderr)
         return 2
     ok = 0

@@ -73,6 +73,10 @@ def run_cv(cfg, folds_spec: str | None = None, progress: bool = True, log=print)
         fold_dir = run_dir / f"fold_{k:02d}"
         if (fold_dir / "metrics.json").is_file():
             m = json.loads((fold_dir / "metrics.json").read_text())
+            want = sorted(protocol.folds[k - 1].val_actors)
+            if sorted(m.get("val_actors", want)) != want:
+                raise ConfigError(f"{fold_dir} holds a result for validation actors {m.get('val_actors')}, "
+                                  f"not {want}: choose another --name")
             log(f"  fold {k:2d} {m['fold']}: done before (accuracy {m['accuracy']:.4f})")
             continue
         t0 = time.perf_counter()

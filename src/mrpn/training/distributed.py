@@ -77,6 +77,13 @@ def gather_eval(ev: dict[str, Any], info: DistInfo) -> dict[str, Any]:
     return out
 
 
+def sync_buffers(model: torch.nn.Module, info: DistInfo) -> None:
+    """Give every rank rank 0's buffers (BatchNorm running statistics) before a sharded evaluation."""
+    if info.enabled:
+        for b in model.buffers():
+            dist.broadcast(b, 0)
+
+
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 

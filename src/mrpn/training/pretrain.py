@@ -68,10 +68,13 @@ def _fit(model: Classifier, train_dl, test_dl, epochs: int, lr: float, device, p
         start, history = ck["epoch"], ck["history"]
         log(f"resuming after epoch {start}")
     g = torch.Generator().manual_seed(meta["seed"])
+    shuffle_g = getattr(train_dl, "generator", None)
     from tqdm import tqdm
 
     for epoch in range(start + 1, epochs + 1):
         g.manual_seed(meta["seed"] * 1000 + epoch)
+        if shuffle_g is not None:  # the epoch's order depends only on (seed, epoch): exact resume
+            shuffle_g.manual_seed(meta["seed"] * 100003 + epoch)
         torch.manual_seed(meta["seed"] * 7919 + epoch)
         model.train()
         t0, n, correct, tot = time.perf_counter(), 0, 0, 0.0
@@ -90,6 +93,7 @@ def _fit(model: Classifier, train_dl, test_dl, epochs: int, lr: float, device, p
             tot += float(loss.detach()) * len(y)
             bar.set_postfix(loss=f"{tot / n:.3f}")
         acc = evaluate_classifier(model, test_dl, device, precision)
+        n = max(n, 1)
         history.append({"epoch": epoch, "train_loss": tot / n, "test_accuracy": acc,
                         "seconds": time.perf_counter() - t0, "images_per_s": n / (time.perf_counter() - t0)})
         log(f"epoch {epoch}: train loss {tot / n:.3f}  test accuracy {acc:.4f}  "
@@ -149,7 +153,8 @@ def pretrain_visual(fer_root: str, out: str, width: int = 16, stem: str = "image
         return TensorDataset((t - 0.5) / 0.5, torch.from_numpy(y).long())
 
     g = torch.Generator().manual_seed(seed)
-    train_dl = DataLoader(tensors(tr_x, tr_y), batch_size=batch_size, shuffle=True, generator=g, drop_last=True)
+    train_dl = DataLoader(tensors(tr_x, tr_y), batch_size=batch_size, shuffle=True, generator=g,
+                          drop_last=len(tr_x) > batch_size)
     test_dl = DataLoader(tensors(te_x, te_y), batch_size=512)
     dev = pick_device(device)
     model = Classifier(ResNet18(in_channels=in_channels, width=width, stem=stem), len(classes)).to(dev)
@@ -220,6 +225,8 @@ def pretrain_audio(root: str, out: str, width: int = 16, stem: str = "imagenet",
                 continue
             (test if j < n_test else train).append((wave, k))
     log(f"speaker-id: {len(speakers)} speakers, {len(train)} train / {len(test)} held-out utterances")
+    if not train or not test:
+        raise ConfigError(f"{root}: need at least 2 readable files per speaker (one is held out for testing)")
     tr, te = SpeakerSegments(train, spec_size, 0.5), SpeakerSegments(test, spec_size, 1.0)
     g = torch.Generator().manual_seed(seed)
     train_dl = DataLoader(tr, batch_size=batch_size, shuffle=True, generator=g, drop_last=len(tr) > batch_size)

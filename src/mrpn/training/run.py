@@ -61,8 +61,16 @@ def make_source(cfg: Config, val_actors: set[str]):
 
         if not cfg.data.fer:
             raise ConfigError("the paired benchmark needs data.fer (FER2013 root)")
-        return PairedSource(cfg.data.cache, cfg.data.fer, val_actors, cfg.data.paired_faces, cfg.train.seed)
-    return CacheSource(cfg.data.cache, include_flagged=cfg.data.include_flagged)
+        try:
+            return PairedSource(cfg.data.cache, cfg.data.fer, val_actors, cfg.data.paired_faces, cfg.train.seed)
+        except (ValueError, FileNotFoundError) as e:   # DatasetError is a ValueError
+            raise ConfigError(f"paired benchmark: {e}") from None
+    from mrpn.data.cache import CacheError
+
+    try:
+        return CacheSource(cfg.data.cache, include_flagged=cfg.data.include_flagged)
+    except (CacheError, ValueError, FileNotFoundError) as e:
+        raise ConfigError(f"cache {cfg.data.cache}: {e}") from None
 
 
 def resolve_protocol(cfg: Config, actors: list[str], genders: dict[str, str | None]):
@@ -71,13 +79,16 @@ def resolve_protocol(cfg: Config, actors: list[str], genders: dict[str, str | No
 
     name = cfg.data.protocol
     ds = "ravdess" if cfg.data.dataset == "paired" else cfg.data.dataset
-    if not name:
-        try:
-            return F.default_protocol(ds)
-        except (KeyError, ValueError, FileNotFoundError):
-            k = min(5, len(set(actors)))
-            return F.make_actor_folds(sorted(set(actors)), k, genders=genders, seed=0)
-    return F.load_protocol(name)
+    try:
+        if not name:
+            try:
+                return F.default_protocol(ds)
+            except (KeyError, ValueError, FileNotFoundError):
+                k = min(5, len(set(actors)))
+                return F.make_actor_folds(sorted(set(actors)), k, genders=genders, seed=0)
+        return F.load_protocol(name)
+    except (KeyError, ValueError, FileNotFoundError) as e:
+        raise ConfigError(f"folds: {e} (actor-disjoint folds need at least 2 actors; see `mrpn folds`)") from None
 
 
 def fold_indices(clips, fold) -> tuple[list[int], list[int]]:
@@ -221,28 +232,38 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
         scaler = torch.amp.GradScaler("cuda")
 
     state = {"epoch": 0, "best": None, "best_epoch": 0, "since_best_loss": 0, "best_loss": float("inf"),
-             "history": [], "wall_time_s": 0.0}
+             "history": [], "wall_time_s": 0.0, "val_actors": list(fold.val_actors), "protocol": protocol.name}
     last_path, best_path = fold_dir / "last.pt", fold_dir / "best.pt"
     if last_path.is_file() and not test_only:
         ck = load_checkpoint(last_path, map_location=device)
         check_compatible(ck, cfg_dict, last_path)
+        saved_val = ck["state"].get("val_actors")
+        if saved_val is not None and sorted(saved_val) != sorted(fold.val_actors):
+            raise CheckpointError(f"{last_path} was trained on another split (validation actors {saved_val}, "
+                                  f"this fold validates on {list(fold.val_actors)}); choose another --name")
         load_model_weights(core, ck["model"], last_path)
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         state.update(ck["state"])
         log(f"  resuming {fold_dir} after epoch {state['epoch']}")
+    elif test_only and last_path.is_file():  # keep the training record in the re-written metrics
+        state.update(load_checkpoint(last_path)["state"])
     if info.main:
         atomic_write_json(fold_dir / "config.json", cfg_dict)
 
     t_start = time.perf_counter() - state["wall_time_s"]
     task = cfg.model.task
-    while not test_only and state["epoch"] < cfg.train.epochs:
+    def stopped_early() -> bool:
+        return bool(cfg.train.early_stop) and state["since_best_loss"] >= cfg.train.early_stop
+
+    while not test_only and state["epoch"] < cfg.train.epochs and not stopped_early():
         epoch = state["epoch"] + 1
         torch.manual_seed(cfg.train.seed * 7919 + epoch)  # dropout etc.: same per epoch after a resume
         train_ds.set_epoch(epoch)
         tr = train_one_epoch(model, make_loader(train_ds, cfg, True, epoch, info), opt, device, cfg.train.precision,
                              cfg.train.channels_last, cfg.train.grad_clip, task,
                              desc=f"{fold.name} epoch {epoch}/{cfg.train.epochs}", progress=progress, scaler=scaler)
+        D.sync_buffers(core, info)  # BatchNorm running stats moved apart on each rank's own batches
         ev = D.gather_eval(evaluate(core, make_loader(val_ds, cfg, False), device, cfg.train.precision,
                                     cfg.train.channels_last, task, progress=progress), info)
         sched.step(ev["loss"])
@@ -270,9 +291,8 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
         log(f"  {fold.name} epoch {epoch:3d}  loss {tr['loss']:.3f}  train acc {tr['accuracy']:.3f}  "
             f"val loss {ev['loss']:.3f}  val acc {ev.get('accuracy', float('nan')):.3f}  "
             f"lr {row['lr']:.1e}  {tr['clips_per_s']:.1f} clips/s{'  *' if improved else ''}")
-        if cfg.train.early_stop and state["since_best_loss"] >= cfg.train.early_stop:
+        if stopped_early():
             log(f"  early stop: val loss has not dropped for {cfg.train.early_stop} epochs")
-            break
 
     # Final evaluation with the best weights.
     D.barrier(info)  # rank 0 has written best.pt
@@ -303,10 +323,19 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
         from mrpn.io import atomic_write_with
 
         feats = ev["features"]
-        atomic_write_with(fold_dir / "features.npz",
-                          lambda p: np.savez(open(p, "wb"), labels=ev["y_true"], **feats))
+        def write(p: Path) -> None:
+            with open(p, "wb") as f:
+                np.savez(f, labels=ev["y_true"], **feats)
+
+        atomic_write_with(fold_dir / "features.npz", write)
     atomic_write_json(fold_dir / "metrics.json", metrics)
     return metrics
+
+
+def protocol_val_actors(cfg: Config, fold_index: int) -> list[str]:
+    clips = make_source(cfg, set()).clips()
+    protocol = resolve_protocol(cfg, [c.actor for c in clips], {c.actor: c.gender for c in clips})
+    return list(protocol.folds[fold_index - 1].val_actors)
 
 
 def _prepare_late(cfg: Config, model, fold_index: int, fold_dir: Path, progress: bool, log) -> None:
@@ -326,9 +355,20 @@ def _prepare_late(cfg: Config, model, fold_index: int, fold_dir: Path, progress:
                 run_fold(ucfg, fold_index, uni_dir, progress=progress, log=log)
         best = uni_dir / "best.pt"
         ck = load_checkpoint(best)
+        mpath = uni_dir / "metrics.json"
+        fold_val = protocol_val_actors(cfg, fold_index)
+        if mpath.is_file():
+            uval = json.loads(mpath.read_text()).get("val_actors")
+            if uval is not None and sorted(uval) != sorted(fold_val):
+                raise CheckpointError(f"late fusion: {uni_dir} validated on actors {uval}, but this fold "
+                                      f"validates on {fold_val}: its frozen branch would have seen them")
         uni = build(config_from_dict(ck["config"]), cfg.model.n_classes)
         load_model_weights(uni, ck["model"], best)
-        load_branch_weights(model, uni, m)
+        try:
+            load_branch_weights(model, uni, m)
+        except (RuntimeError, KeyError) as e:
+            raise CheckpointError(f"late fusion: the {kind.upper()} branch in {best} does not fit this model "
+                                  f"(aggregator, width or stem differ?): {str(e).splitlines()[0][:200]}") from None
     freeze_branches(model, ("v", "a"))
 
 
@@ -383,6 +423,8 @@ def default_run_name(cfg: Config) -> str:
     if cfg.model.kind in ("n0", "n1", "n2"):
         parts.append("late" if cfg.train.strategy == "late" else "e2e")
     parts.append("T" if cfg.data.time_aug else "NT")
+    if cfg.data.protocol:
+        parts.append(Path(cfg.data.protocol).stem)
     parts.append(cfg.preset)
     return "_".join(parts)
 
@@ -423,6 +465,20 @@ def save_run_config(cfg: Config, run_dir: Path, **extra: Any) -> None:
     path = run_dir / "config.json"
     if path.is_file():
         old = json.loads(path.read_text())
-        if old.get("model") != d.get("model") and old.get("model", {}).get("kind") != d["model"]["kind"]:
-            raise ConfigError(f"{run_dir} holds a run of another model; choose another --name")
+        # what decides a fold's result must match; epochs, workers, device etc. may change on a resume
+        same = ("run_label", "preset")
+        diffs = [k for k in same if old.get(k) != d.get(k)]
+        for section, keys in (("data", ("dataset", "protocol", "time_aug", "segment_s", "segment_hop_s",
+                                        "spatial_aug", "video_fps", "max_frames", "face_size", "gray",
+                                        "spec_size", "paired_faces")),
+                              ("model", tuple(d["model"]) if "model" in d else ())):
+            for k in keys:
+                a, b = old.get(section, {}).get(k), d.get(section, {}).get(k)
+                a, b = (tuple(a) if isinstance(a, list) else a), (tuple(b) if isinstance(b, list) else b)
+                if k != "n_classes" and a != b:
+                    diffs.append(f"{section}.{k}")
+        if diffs:
+            raise ConfigError(f"{run_dir} holds a run with other settings ({', '.join(diffs[:6])}); "
+                              f"choose another --name (or delete the folder)")
+        d.update({k: old[k] for k in ("n_folds", "protocol") if k in old and k not in d})
     atomic_write_json(path, d)
