@@ -42,6 +42,8 @@ def step_time(cfg, batch, precision: str, channels_last: bool, steps: int) -> tu
     model = build_model(cfg.model).train()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+        for branch in model.branches.values():
+            branch.channels_last = True
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     times, saved, counting = [], {}, [True]
 

@@ -159,12 +159,15 @@ class ModalityBranch(nn.Module):
         self.extractor = extractor
         self.aggregator = aggregator
         self.skip_padded = skip_padded
+        self.channels_last = False  # set by the trainer together with model.to(memory_format=...)
         self.out_dim = aggregator.out_dim
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         B, T = x.shape[:2]
         lengths = lengths.to(device=x.device, dtype=torch.long)
         frames = x.flatten(0, 1)  # [B*T, C, H, W]
+        if self.channels_last:  # inputs are 5-D until here, so the memory format is set after folding
+            frames = frames.contiguous(memory_format=torch.channels_last)
         if self.skip_padded:
             idx = valid_mask(lengths.clamp(1, T), T).flatten().nonzero().squeeze(1)
             feats = self.extractor(frames.index_select(0, idx))

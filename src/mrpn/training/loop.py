@@ -30,11 +30,8 @@ def autocast(device: torch.device, precision: str):
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:
-    out = {}
-    for k, v in batch.items():
-        v = v.to(device, non_blocking=True)
-        out[k] = v
-    return out
+    # channels_last is applied inside each ModalityBranch, after time is folded into the batch
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def train_one_epoch(model: torch.nn.Module, loader, optimizer: torch.optim.Optimizer, device: torch.device,

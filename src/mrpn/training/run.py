@@ -206,6 +206,8 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
     model = build(cfg, len(classes)).to(device)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
+        for branch in model.branches.values():
+            branch.channels_last = True
     cfg_dict = cfg.to_dict()
     cfg_dict["run_label"] = run_label(cfg)
 
