@@ -106,8 +106,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         # Trained from scratch or briefly pretrained, the small nets need a larger step than 5e-5.
         "train.lr": 1e-3, "train.epochs": 40, "train.batch_size": 16,
         "train.lr_patience": 5, "train.early_stop": 12,
-        # fp32: what every reported result used. bf16 autocast + channels_last measured ~1.3x faster
-        # for this preset's step on a 2-core AVX512-BF16 CPU (docs/PERFORMANCE.md).
+        # fp32: what every reported result used. bf16 autocast + channels_last measured only 1.07x
+        # faster for this preset's step on an idle 2-core AVX512-BF16 CPU (docs/PERFORMANCE.md).
         "train.precision": "fp32", "train.channels_last": False,
     },
 }
