@@ -92,10 +92,16 @@ def resolve_protocol(cfg: Config, actors: list[str], genders: dict[str, str | No
 
 
 def fold_indices(clips, fold) -> tuple[list[int], list[int]]:
-    val = set(fold.val_actors)
-    tr = [i for i, c in enumerate(clips) if c.actor not in val and c.actor in set(fold.train_actors)]
-    va = [i for i, c in enumerate(clips) if c.actor in val]
-    return tr, va
+    """(train, val) positions of `clips` in `fold`, by `folds.split_clips` (an actor outside the fold is an error)."""
+    from types import SimpleNamespace
+
+    from mrpn.data.folds import split_clips
+
+    try:
+        tr, va = split_clips([SimpleNamespace(actor=c.actor, i=i) for i, c in enumerate(clips)], fold)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return [t.i for t in tr], [v.i for v in va]
 
 
 def make_loader(ds, cfg: Config, train: bool, epoch: int = 0, info=None) -> DataLoader:
