@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from mrpn.data import synth
-from mrpn.data.synth_face import EMOTION_EXPRESSIONS, random_face_params, render_face
-from mrpn.data.synth_voice import random_voice_params, synth_voice
+from mrpn import synth
+from mrpn.synth import EMOTION_EXPRESSIONS, random_face_params, render_face
+from mrpn.synth import random_voice_params, synth_voice
 
 CLASSES = ["neutral", "happy", "sad", "angry"]
 FACE_NOISE = 0.25

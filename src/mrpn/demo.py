@@ -33,7 +33,7 @@ def main(args: argparse.Namespace) -> int:
     from mrpn.config import load_config
     from mrpn.data.datasets import scan
     from mrpn.data.prepare import PrepareConfig, run_prepare, write_preview
-    from mrpn.data.synth import generate_corpus
+    from mrpn.synth import generate_corpus
     from mrpn.evaluation.report import load_runs, render_report
     from mrpn.training.cv import run_cv
 
