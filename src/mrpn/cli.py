@@ -21,7 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("mrpn.inference.predict", "emotion over time for any video file"),
     "export": ("mrpn.inference.export", "export a trained model to ONNX"),
     "synth": ("mrpn.synth.cli", "generate a synthetic audio-video emotion corpus"),
-    "demo": ("mrpn.demo", "end-to-end demo: synth -> prepare -> cv -> report, in minutes"),
+    "demo": ("mrpn.demo", "the fuzziness experiment in minutes: synth -> prepare -> six models -> report"),
+    "fuzzy": ("mrpn.fuzzy.cli", "sweep the fuzzy fraction of the synthetic corpus: VM, AM, N0, N1, N2 (paper 3)"),
 }
 
 

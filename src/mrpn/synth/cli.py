@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from .corpus import generate_corpus, read_synth_info
-from .plan import DEFAULT_CLASSES, DEFAULT_SAMPLE_RATE, RAVDESS_CLASSES
+from .plan import DEFAULT_CLASSES, DEFAULT_SAMPLE_RATE, DURATION_RANGE, NOISE_KINDS, RAVDESS_CLASSES
 
 
 def _fraction(s: str) -> float:
@@ -30,6 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fraction of clips whose face shows another emotion or neutral (default 0)")
     parser.add_argument("--voice-noise", type=_fraction, default=0.0,
                         help="fraction of clips whose voice shows another emotion or neutral (default 0)")
+    parser.add_argument("--noise-kind", choices=NOISE_KINDS, default="mixed",
+                        help="what a noisy modality shows (paper 3.1): missing = neutral, fuzzy = another "
+                             "emotion, mixed = either (default)")
+    parser.add_argument("--duration", type=float, nargs=2, default=list(DURATION_RANGE), metavar=("MIN", "MAX"),
+                        help=f"clip length range in seconds (default {DURATION_RANGE[0]:g} {DURATION_RANGE[1]:g})")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
     parser.add_argument("--overwrite", action="store_true",
@@ -46,6 +51,7 @@ def main(args: argparse.Namespace) -> int:
                                    classes=classes, size=args.size, fps=args.fps, face_noise=args.face_noise,
                                    voice_noise=args.voice_noise, seed=args.seed, workers=args.workers,
                                    progress=not args.quiet, sample_rate=args.sample_rate,
+                                   noise_kind=args.noise_kind, duration=tuple(args.duration),
                                    overwrite=args.overwrite)
     except ValueError as e:
         print(f"mrpn synth: {e}", file=sys.stderr)

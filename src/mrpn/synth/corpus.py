@@ -26,6 +26,7 @@ import io
 import json
 import multiprocessing as mp
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -53,26 +54,54 @@ def _worker_init() -> None:
         pass
 
 
-def _config(n_actors, clips_per_class, classes, size, fps, face_noise, voice_noise, seed, sr) -> dict[str, Any]:
+def _config(n_actors, clips_per_class, classes, size, fps, face_noise, voice_noise, seed, sr, noise_kind,
+            duration) -> dict[str, Any]:
     return {"version": SYNTH_VERSION, "n_actors": int(n_actors), "clips_per_class": int(clips_per_class),
             "classes": list(classes), "size": int(size), "fps": int(fps), "sample_rate": int(sr),
-            "face_noise": float(face_noise), "voice_noise": float(voice_noise), "seed": int(seed),
-            "duration_range_s": list(DURATION_RANGE)}
+            "face_noise": float(face_noise), "voice_noise": float(voice_noise), "noise_kind": noise_kind,
+            "seed": int(seed), "duration_range_s": [float(d) for d in duration]}
 
 
 def _clip_record(p: ClipPlan, info: dict[str, Any] | None) -> dict[str, Any]:
     d = {"id": p.id, "video": p.video, "label": p.label, "speaker": p.actor.id, "gender": p.actor.gender,
          "rep": p.rep, "face_emotion": p.face_emotion, "voice_emotion": p.voice_emotion,
-         "duration_s": round(p.duration, 4), "n_frames": p.n_frames, "seed": p.seed}
+         "noise": [dict(x) for x in p.noise], "duration_s": round(p.duration, 4), "n_frames": p.n_frames,
+         "seed": p.seed, "synth_version": SYNTH_VERSION}
     if info:
         d.update(info)
     return d
 
 
+# what must agree for a clip of another corpus to be the same video (everything that renders it)
+_SAME_CLIP = ("id", "face_emotion", "voice_emotion", "seed", "n_frames", "synth_version")
+_SAME_CONFIG = ("version", "size", "fps", "sample_rate", "seed", "duration_range_s")
+
+
+def _reusable(reuse: Path | None, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Clip records of a finished corpus `reuse` made with the same renderer settings (or {})."""
+    if reuse is None or not (reuse / "synth.json").is_file():
+        return {}
+    try:
+        old = json.loads((reuse / "synth.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if not old.get("complete") or any(old.get("config", {}).get(k) != config[k] for k in _SAME_CONFIG):
+        return {}
+    return {c["id"]: c for c in old.get("clips", []) if "id" in c}
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
 def _write_info(out: Path, config: dict[str, Any], actors: list[ActorParams], plans: list[ClipPlan],
                 infos: dict[str, dict[str, Any]], complete: bool) -> None:
     atomic_write_json(out / "synth.json", {
-        "generator": "mrpn synth", "complete": complete, "config": config,
+        "generator": "mrpn synth", "version": SYNTH_VERSION, "complete": complete, "config": config,
         "video_codec": video_codec(), "audio_codec": "aac",
         "classes": config["classes"],
         "actors": [a.to_dict() for a in actors],
@@ -80,52 +109,87 @@ def _write_info(out: Path, config: dict[str, Any], actors: list[ActorParams], pl
     })
 
 
+def _old_infos(out: Path, config: dict[str, Any], plans: list[ClipPlan], overwrite: bool) -> dict[str, dict]:
+    """Per-clip render facts of a corpus already in `out` with the same settings (resume)."""
+    info_path = out / "synth.json"
+    if overwrite:
+        for p in plans:
+            (out / p.video).unlink(missing_ok=True)
+        (out / "manifest.csv").unlink(missing_ok=True)
+        return {}
+    if not info_path.exists():
+        return {}
+    try:
+        old = json.loads(info_path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{info_path} is unreadable ({e}); use overwrite=True (--overwrite) or another folder")
+    if old.get("config") != config:
+        diff = {k: (old.get("config", {}).get(k), v) for k, v in config.items() if old.get("config", {}).get(k) != v}
+        raise ValueError(f"{out} holds a synthetic corpus made with other settings {diff} (old, new); "
+                         "use overwrite=True (--overwrite) or another folder")
+    base_keys = set(_clip_record(plans[0], None))
+    return {c["id"]: {k: v for k, v in c.items() if k not in base_keys} for c in old.get("clips", []) if "id" in c}
+
+
+def _render_all(out: Path, todo: list[ClipPlan], infos: dict[str, dict], workers: int, bar) -> None:
+    jobs = [(p, str(out)) for p in todo]
+    workers = max(1, int(workers))
+    if workers == 1 or len(jobs) <= 1:
+        _worker_init()
+        results = map(_make_clip, jobs)
+        for cid, info in results:
+            infos[cid] = info
+            if bar is not None:
+                bar.update(1)
+        return
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(min(workers, len(jobs)), initializer=_worker_init) as pool:
+        for cid, info in pool.imap_unordered(_make_clip, jobs, chunksize=1):
+            infos[cid] = info
+            if bar is not None:
+                bar.update(1)
+
+
 def generate_corpus(out_dir: str | os.PathLike, n_actors: int = 8, clips_per_class: int = 4,
                     classes: Sequence[str] | None = None, size: int = 128, fps: int = 25,
                     face_noise: float = 0.0, voice_noise: float = 0.0, seed: int = 0, workers: int = 1,
-                    progress: bool = True, *, sample_rate: int = DEFAULT_SAMPLE_RATE,
+                    progress: bool = True, *, sample_rate: int = DEFAULT_SAMPLE_RATE, noise_kind: str = "mixed",
+                    duration: tuple[float, float] = DURATION_RANGE, reuse: str | os.PathLike | None = None,
                     overwrite: bool = False) -> Path:
     """Generate the corpus in `out_dir` and return the path of its manifest.csv.
 
     Resumable: clips already on disk are kept when `out_dir/synth.json` has the same settings;
     different settings raise ValueError unless `overwrite` (then every clip is rendered again).
+    `reuse`: a finished corpus made with the same seed and renderer settings (e.g. the clean one of
+    a noise sweep); its clips that this corpus shows identically are linked (or copied), not rendered.
     `workers` > 1 renders in "spawn" processes, so a script that calls this needs the usual
     `if __name__ == "__main__":` guard.
     """
     out = Path(out_dir)
     classes = check_classes(classes)
-    config = _config(n_actors, clips_per_class, classes, size, fps, face_noise, voice_noise, seed, sample_rate)
+    duration = (float(duration[0]), float(duration[1]))
+    config = _config(n_actors, clips_per_class, classes, size, fps, face_noise, voice_noise, seed, sample_rate,
+                     noise_kind, duration)
     actors, plans = plan_corpus(n_actors, clips_per_class, classes, size, fps, face_noise, voice_noise, seed,
-                                sample_rate)
+                                sample_rate, noise_kind, duration)
     out.mkdir(parents=True, exist_ok=True)
-    info_path = out / "synth.json"
-    old_infos: dict[str, dict[str, Any]] = {}
-    if info_path.exists() and not overwrite:
-        try:
-            old = json.loads(info_path.read_text())
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{info_path} is unreadable ({e}); use overwrite=True (--overwrite) or another folder")
-        if old.get("config") != config:
-            diff = {k: (old.get("config", {}).get(k), v) for k, v in config.items()
-                    if old.get("config", {}).get(k) != v}
-            raise ValueError(f"{out} holds a synthetic corpus made with other settings {diff} (old, new); "
-                             "use overwrite=True (--overwrite) or another folder")
-        base_keys = set(_clip_record(plans[0], None))
-        old_infos = {c["id"]: {k: v for k, v in c.items() if k not in base_keys}
-                     for c in old.get("clips", []) if "id" in c}
-    elif overwrite:
-        for p in plans:
-            (out / p.video).unlink(missing_ok=True)
-        (out / "manifest.csv").unlink(missing_ok=True)
-
+    old_infos = _old_infos(out, config, plans, overwrite)
     for stale in (out / "videos").glob("*/.*.tmp"):   # left by a killed worker
         stale.unlink(missing_ok=True)
+    shared = _reusable(Path(reuse) if reuse else None, config)
+    base_keys = set(_clip_record(plans[0], None))
     infos: dict[str, dict[str, Any]] = {}
     todo = []
     for p in plans:
         f = out / p.video
         if f.exists() and f.stat().st_size > 0:
             infos[p.id] = old_infos.get(p.id, {})
+            continue
+        other, rec = shared.get(p.id), _clip_record(p, None)
+        if other is not None and all(other.get(k) == rec[k] for k in _SAME_CLIP) and \
+                (Path(reuse) / other["video"]).is_file():
+            _link_or_copy(Path(reuse) / other["video"], f)
+            infos[p.id] = {k: v for k, v in other.items() if k not in base_keys}
         else:
             todo.append(p)
     _write_info(out, config, actors, plans, infos, complete=False)
@@ -136,22 +200,7 @@ def generate_corpus(out_dir: str | os.PathLike, n_actors: int = 8, clips_per_cla
 
         bar = tqdm(total=len(plans), initial=len(plans) - len(todo), unit="clip", desc="synth", file=sys.stderr)
     try:
-        jobs = [(p, str(out)) for p in todo]
-        workers = max(1, int(workers))
-        if workers == 1 or len(jobs) <= 1:
-            _worker_init()
-            for j in jobs:
-                cid, info = _make_clip(j)
-                infos[cid] = info
-                if bar is not None:
-                    bar.update(1)
-        else:
-            ctx = mp.get_context("spawn")
-            with ctx.Pool(min(workers, len(jobs)), initializer=_worker_init) as pool:
-                for cid, info in pool.imap_unordered(_make_clip, jobs, chunksize=1):
-                    infos[cid] = info
-                    if bar is not None:
-                        bar.update(1)
+        _render_all(out, todo, infos, workers, bar)
     finally:
         if bar is not None:
             bar.close()
@@ -172,7 +221,8 @@ def read_synth_info(out_dir: str | os.PathLike) -> dict[str, Any]:
     return json.loads((Path(out_dir) / "synth.json").read_text())
 
 
-def modality_truth(out_dir: str | os.PathLike) -> dict[str, dict[str, str]]:
-    """video path (relative to OUT) -> {"label", "face_emotion", "voice_emotion"}."""
-    return {c["video"]: {"label": c["label"], "face_emotion": c["face_emotion"], "voice_emotion": c["voice_emotion"]}
+def modality_truth(out_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """video path (relative to OUT) -> {"label", "face_emotion", "voice_emotion", "noise"}."""
+    return {c["video"]: {"label": c["label"], "face_emotion": c["face_emotion"], "voice_emotion": c["voice_emotion"],
+                         "noise": c.get("noise", [])}
             for c in read_synth_info(out_dir)["clips"]}

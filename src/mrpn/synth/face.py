@@ -46,7 +46,7 @@ EMOTION_EXPRESSIONS: dict[str, dict[str, float]] = {
             "mouth_width": 0.92},
     "angry": {"brow_raise": -0.9, "brow_tilt": -1.0, "eye_open": 0.8, "mouth_curve": -0.35, "mouth_width": 0.85,
               "lip_raise": 0.2},
-    "fearful": {"brow_raise": 0.7, "brow_tilt": 0.8, "eye_open": 1.55, "mouth_open": 0.35, "mouth_width": 1.2,
+    "fearful": {"brow_raise": 0.7, "brow_tilt": 0.8, "eye_open": 1.55, "mouth_open": 0.5, "mouth_width": 1.2,
                 "mouth_curve": -0.3, "head_pitch": -0.2},
     "disgust": {"brow_raise": -0.45, "brow_tilt": -0.3, "eye_open": 0.75, "lip_raise": 1.0, "mouth_curve": -0.6,
                 "head_tilt": 5.0, "cheek": 0.4},

@@ -14,6 +14,9 @@ import numpy as np
 
 from .face import NEUTRAL_EXPRESSION, FaceParams, clamp_expression, emotion_expression
 
+# How far brows and mouth corners move per unit of their control (v2: x1.8, so that an expression
+# still reads in the 32-48 px face crops the CPU models see; v1 moved them by a pixel or two).
+REACH = 1.8
 _SHIFT = 4            # sub-pixel bits for cv2 drawing
 _ONE = 1 << _SHIFT
 
@@ -210,12 +213,12 @@ def render_face(params: Any, expression: Mapping[str, float] | str | None = None
                     1, aa, _SHIFT)
 
     # eyebrows: thick polylines; raise moves them up, tilt moves the inner ends
-    bt = max(1, int(round(fp.brow_thick * S)))
+    bt = max(1, int(round(1.3 * fp.brow_thick * S)))
     for s in (-1, 1):
         inner_u, outer_u = s * (fp.eye_dx - fp.brow_len * 0.8), s * (fp.eye_dx + fp.brow_len * 1.1)
-        base = ey - fp.brow_gap - 0.07 * e["brow_raise"]
-        inner_v = base + 0.02 - 0.06 * e["brow_tilt"]
-        outer_v = base + 0.01 + 0.02 * e["brow_tilt"]
+        base = ey - fp.brow_gap - 0.07 * REACH * e["brow_raise"]
+        inner_v = base + 0.02 - 0.06 * REACH * e["brow_tilt"]
+        outer_v = base + 0.01 + 0.02 * REACH * e["brow_tilt"]
         mid_v = base - 0.03 - 0.03 * max(0.0, e["brow_raise"])
         pts = PP([(inner_u, inner_v), ((inner_u + outer_u) / 2, mid_v), (outer_u, outer_v)])
         lm.setdefault("brow_inner", []).append(tuple(pts[0]))
@@ -249,7 +252,7 @@ def render_face(params: Any, expression: Mapping[str, float] | str | None = None
     my = fp.mouth_y - 0.02 * e["head_pitch"]
     curve = e["mouth_curve"]
     mo = e["mouth_open"]
-    corner_v = my - 0.09 * curve
+    corner_v = my - 0.09 * REACH * curve
     centre_up = my - 0.03 * sneer
     open_h = 0.34 * mo
     n = 9
@@ -264,7 +267,7 @@ def render_face(params: Any, expression: Mapping[str, float] | str | None = None
     lm["mouth_upper"] = tuple(upper[n // 2])
     lm["mouth_lower"] = tuple(lower[n // 2])
     lm["face_box"] = (cx - hw, cy - hh, cx + hw, cy + hh)
-    lt = max(1.0, fp.lip_thick * S)
+    lt = max(1.0, 1.4 * fp.lip_thick * S)
     lip_col = _col(np.array(fp.skin) * np.array([0.75, 0.68, 0.95]))
     if mo > 0.05:
         cavity = np.concatenate([upper, lower[::-1]])
@@ -278,7 +281,7 @@ def render_face(params: Any, expression: Mapping[str, float] | str | None = None
         # closed: lip line (dark) with a lighter lower lip below it
         low_lip = PP(list(zip(us * 0.85, lower_v + 0.035 * w01 + 0.01)))
         cv2.polylines(img, [_poly(low_lip)], False, lip_col, max(1, int(lt * 1.1)), aa, _SHIFT)
-        cv2.polylines(img, [_poly(upper)], False, _col(lip_col, 0.55), max(1, int(lt * 0.8)), aa, _SHIFT)
+        cv2.polylines(img, [_poly(upper)], False, _col(lip_col, 0.35), max(1, int(lt * 0.8)), aa, _SHIFT)
     if curve > 0.4:  # smile lines
         for s in (-1, 1):
             pts = PP([(s * (mw + 0.05), my - 0.2), (s * (mw + 0.1), my - 0.06), (s * (mw + 0.05), my + 0.06)])

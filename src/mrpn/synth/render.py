@@ -16,6 +16,12 @@ from .plan import ClipPlan
 from .voice import plan_utterance, synth_voice
 
 
+# nuisance ranges (v2): recording level of the voice (dB RMS), light gain and gradient strength
+RECORDING_LEVEL_DB = (-32.0, -18.0)
+LIGHT_GAIN = (0.75, 1.15)
+LIGHT_SLOPE = 0.25
+
+
 def _smoothstep(x: np.ndarray | float) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3.0 - 2.0 * x)
@@ -40,40 +46,59 @@ def face_timeline(plan: ClipPlan, rng: np.random.Generator) -> tuple[list[dict[s
     return frames, {"face_intensity": intensity, "onset": t1, "offset": t2, "apex_expression": apex}
 
 
-def render_clip(plan: ClipPlan) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Frames uint8 [T, S, S, 3] RGB, audio float32 [N] at plan.sr, and facts about the clip."""
+def _render_voice(plan: ClipPlan) -> tuple[np.ndarray, Any, dict[str, Any]]:
+    """The clip's speech, at a recording level drawn independently of the emotion: a loud (angry)
+    or quiet (sad) voice shows in its spectrum (effort brightens it), not in the clip's mean energy,
+    which would otherwise be a one-number shortcut to the label."""
     rng = np.random.default_rng(plan.seed)
-    a = plan.actor
     voice_intensity = float(rng.uniform(0.65, 1.0))
     vrng = np.random.default_rng([plan.seed, 1])
-    utt = plan_utterance(a.voice, plan.voice_emotion, plan.duration, vrng, intensity=voice_intensity)
-    audio = synth_voice(a.voice, plan.voice_emotion, plan.duration, plan.sr, vrng, utterance=utt)
+    utt = plan_utterance(plan.actor.voice, plan.voice_emotion, plan.duration, vrng, intensity=voice_intensity)
+    audio = synth_voice(plan.actor.voice, plan.voice_emotion, plan.duration, plan.sr, vrng, utterance=utt)
     n = int(round(plan.duration * plan.sr))
     audio = audio[:n] if len(audio) >= n else np.pad(audio, (0, n - len(audio)))
+    level_db = float(np.random.default_rng([plan.seed, 4]).uniform(*RECORDING_LEVEL_DB))
+    rms = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) + 1e-12
+    audio = np.clip(audio * (10 ** (level_db / 20) / rms), -1.0, 1.0).astype(np.float32)
+    info = {"voice_intensity": round(voice_intensity, 4), "speech_start_s": round(utt.speech_start, 3),
+            "speech_end_s": round(utt.speech_end, 3), "syllables": len(utt.syllables),
+            "f0_base_hz": round(utt.f0_base, 2), "recording_level_db": round(level_db, 2)}
+    return audio, utt, info
 
+
+def _lighting(size: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, float]]:
+    """A per-clip light: overall gain times a linear gradient from a random direction."""
+    gain = float(rng.uniform(*LIGHT_GAIN))
+    ang = float(rng.uniform(0.0, 2.0 * np.pi))
+    slope = float(rng.uniform(0.0, LIGHT_SLOPE))
+    u = np.linspace(-1.0, 1.0, size, dtype=np.float32)
+    g = gain * (1.0 + slope * (np.cos(ang) * u[None, :] + np.sin(ang) * u[:, None]))
+    return g[:, :, None], {"light_gain": round(gain, 3), "light_slope": round(slope, 3)}
+
+
+def render_clip(plan: ClipPlan) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Frames uint8 [T, S, S, 3] RGB, audio float32 [N] at plan.sr, and facts about the clip."""
+    a = plan.actor
+    audio, utt, vinfo = _render_voice(plan)
     frng = np.random.default_rng([plan.seed, 2])
     expressions, finfo = face_timeline(plan, frng)
-    # per-clip framing and lighting: where the actor sits, how close, how bright
+    # per-clip framing and lighting: where the actor sits, how close, where the light comes from
     sc = float(frng.uniform(0.93, 1.07))
     face = replace(a.face, cx=a.face.cx + float(frng.uniform(-0.03, 0.03)),
                    cy=a.face.cy + float(frng.uniform(-0.02, 0.02)), half_w=a.face.half_w * sc,
                    half_h=a.face.half_h * sc)
-    gain = float(frng.uniform(0.85, 1.1))
+    light, linfo = _lighting(plan.size, frng)
     t = np.arange(plan.n_frames) / plan.fps
-    talk = utt.mouth_open(t) * float(frng.uniform(0.55, 0.8))
+    talk = utt.mouth_open(t) * float(frng.uniform(0.45, 0.7))
     frames = np.empty((plan.n_frames, plan.size, plan.size, 3), np.uint8)
     nrng = np.random.default_rng([plan.seed, 3])
     for i, e in enumerate(expressions):
         e = dict(e)
         e["mouth_open"] = e["mouth_open"] + talk[i] * (1.0 - 0.6 * e["mouth_open"])
         img = render_face(face, e, float(t[i]), size=plan.size, rng=nrng, noise=2.0)
-        if gain != 1.0:
-            img = np.clip(img.astype(np.float32) * gain, 0, 255).astype(np.uint8)
-        frames[i] = img
-    info = {"face_intensity": round(finfo["face_intensity"], 4), "voice_intensity": round(voice_intensity, 4),
-            "face_onset_s": round(finfo["onset"], 3), "face_offset_s": round(finfo["offset"], 3),
-            "speech_start_s": round(utt.speech_start, 3), "speech_end_s": round(utt.speech_end, 3),
-            "syllables": len(utt.syllables), "f0_base_hz": round(utt.f0_base, 2)}
+        frames[i] = np.clip(img.astype(np.float32) * light, 0, 255).astype(np.uint8)
+    info = {"face_intensity": round(finfo["face_intensity"], 4), "face_onset_s": round(finfo["onset"], 3),
+            "face_offset_s": round(finfo["offset"], 3), **linfo, **vinfo}
     return frames, audio, info
 
 
