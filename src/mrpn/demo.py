@@ -19,8 +19,8 @@ from mrpn.fuzzy.experiment import FUSION, LABELS, MODELS, Setup, level_tag
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="mrpn-demo", help="output folder (default ./mrpn-demo)")
-    p.add_argument("--actors", type=int, default=8, help="synthetic actors (default 8)")
-    p.add_argument("--clips-per-class", type=int, default=3, help="clips per actor and emotion (default 3)")
+    p.add_argument("--actors", type=int, default=12, help="synthetic actors (default 12)")
+    p.add_argument("--clips-per-class", type=int, default=2, help="clips per actor and emotion (default 2)")
     p.add_argument("--fuzzy", type=float, default=0.3,
                    help="fraction of clips fuzzy in one modality at the second level (default 0.3)")
     p.add_argument("--folds", type=int, default=1, help="how many of the 4 actor folds to run (default 1)")
@@ -129,8 +129,13 @@ def main(args: argparse.Namespace) -> int:
     from mrpn.inference.predict import format_prediction
     from mrpn.inference.predictor import Predictor
 
+    from mrpn.data.cache import Cache
+
+    # from its prepared crops (margin 0, see experiment.make_corpus), not `predict_file`'s default margin
     best = runs_dir(out, seed, 0.0) / "n2_e2e" / "fold_01" / "best.pt"
-    pred = Predictor(str(best)).predict_file(str(out / f"seed{seed}" / "corpus_p00" / ex["video"])).to_dict()
+    arr = Cache(out / f"seed{seed}" / "cache_p00").load(Path(ex["video"]).stem)
+    pred = Predictor(str(best)).predict_arrays(arr["faces"], arr["face_found"], float(arr["fps"]), arr["audio"],
+                                               name=ex["video"]).to_dict()
     print(format_prediction(pred, max_rows=6))
     ok = pred["label"] == ex["label"]
     print(f"  true label: {ex['label']}  -> {'correct' if ok else 'wrong'}")

@@ -42,8 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="corpus and training seeds (default 1000,1001,1002; 100-199 were used to tune the generator)")
     p.add_argument("--folds", type=int, default=3, help="how many of the actor folds to run (default 3)")
     p.add_argument("--n-folds", type=int, default=4, help="actor-disjoint folds per corpus (default 4)")
-    p.add_argument("--actors", type=int, default=8)
-    p.add_argument("--clips-per-class", type=int, default=3)
+    p.add_argument("--actors", type=int, default=12)
+    p.add_argument("--clips-per-class", type=int, default=2)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--noise-kind", choices=["mixed", "missing", "fuzzy"], default="mixed",
                    help="what a fuzzy modality shows (paper 3.1): missing = neutral, fuzzy = another emotion")

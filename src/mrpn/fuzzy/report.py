@@ -59,9 +59,10 @@ def plot_levels_bars(summary: dict[str, Any], path: Path, title: str = "") -> Pa
     ax.axhline(100 / 6, color="k", ls=":", lw=1, label="chance (6 classes)")
     ax.set_xticks(range(len(MODELS)))
     ax.set_xticklabels([LABELS[n] for n, _, _ in MODELS])
-    ax.set_ylim(0, 105)
+    ax.set_ylim(0, 122)
+    ax.set_yticks(range(0, 101, 20))
     ax.set_ylabel("accuracy on held-out actors (%)")
-    ax.legend(fontsize=8, loc="upper left", ncol=2)
+    ax.legend(fontsize=8, loc="upper center", ncol=2)
     if title:
         ax.set_title(title)
     return save_figure(fig, path)

@@ -14,9 +14,9 @@ import numpy as np
 
 from .face import NEUTRAL_EXPRESSION, FaceParams, clamp_expression, emotion_expression
 
-# How far brows and mouth corners move per unit of their control (v2: x1.8, so that an expression
+# How far brows and mouth corners move per unit of their control (v2: x2.4, so that an expression
 # still reads in the 32-48 px face crops the CPU models see; v1 moved them by a pixel or two).
-REACH = 1.8
+REACH = 2.4
 _SHIFT = 4            # sub-pixel bits for cv2 drawing
 _ONE = 1 << _SHIFT
 

@@ -32,7 +32,7 @@ def face_timeline(plan: ClipPlan, rng: np.random.Generator) -> tuple[list[dict[s
     and (usually) back, plus blinking (in the renderer) and talking (added by the caller)."""
     a = plan.actor
     rest = clamp_expression({k: NEUTRAL_EXPRESSION[k] + a.rest.get(k, 0.0) for k in NEUTRAL_EXPRESSION})
-    intensity = float(rng.uniform(0.65, 1.0))
+    intensity = float(rng.uniform(0.75, 1.0))
     apex = emotion_expression(plan.face_emotion, intensity * a.face_expressiveness, rng, variability=0.1)
     apex = clamp_expression({k: apex[k] + (rest[k] - NEUTRAL_EXPRESSION[k]) for k in apex})
     d = plan.duration
@@ -51,7 +51,7 @@ def _render_voice(plan: ClipPlan) -> tuple[np.ndarray, Any, dict[str, Any]]:
     or quiet (sad) voice shows in its spectrum (effort brightens it), not in the clip's mean energy,
     which would otherwise be a one-number shortcut to the label."""
     rng = np.random.default_rng(plan.seed)
-    voice_intensity = float(rng.uniform(0.65, 1.0))
+    voice_intensity = float(rng.uniform(0.8, 1.0))
     vrng = np.random.default_rng([plan.seed, 1])
     utt = plan_utterance(plan.actor.voice, plan.voice_emotion, plan.duration, vrng, intensity=voice_intensity)
     audio = synth_voice(plan.actor.voice, plan.voice_emotion, plan.duration, plan.sr, vrng, utterance=utt)
@@ -89,7 +89,7 @@ def render_clip(plan: ClipPlan) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]
                    half_h=a.face.half_h * sc)
     light, linfo = _lighting(plan.size, frng)
     t = np.arange(plan.n_frames) / plan.fps
-    talk = utt.mouth_open(t) * float(frng.uniform(0.45, 0.7))
+    talk = utt.mouth_open(t) * float(frng.uniform(0.3, 0.5))
     frames = np.empty((plan.n_frames, plan.size, plan.size, 3), np.uint8)
     nrng = np.random.default_rng([plan.seed, 3])
     for i, e in enumerate(expressions):
