@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-folds", type=int, default=4, help="actor-disjoint folds per corpus (default 4)")
     p.add_argument("--actors", type=int, default=12)
     p.add_argument("--clips-per-class", type=int, default=2)
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--noise-kind", choices=["mixed", "missing", "fuzzy"], default="mixed",
                    help="what a fuzzy modality shows (paper 3.1): missing = neutral, fuzzy = another emotion")
     p.add_argument("--workers", type=int, default=2, help="parallel training processes (default 2)")
@@ -151,7 +151,7 @@ def main(args: argparse.Namespace) -> int:
                   n_folds=args.n_folds, noise_kind=args.noise_kind)
     levels, seeds, nf = args.levels, args.seeds, args.folds
     if args.quick:
-        setup = Setup(actors=6, clips_per_class=2, epochs=6, n_folds=3, noise_kind=args.noise_kind)
+        setup = Setup(actors=6, clips_per_class=2, epochs=8, n_folds=3, noise_kind=args.noise_kind)
         levels, seeds, nf = [0.0, 0.3], seeds[:1], 1
     if not 2 <= setup.n_folds <= setup.actors or not 1 <= nf <= setup.n_folds:
         print("mrpn fuzzy: need 2 <= --n-folds <= --actors and 1 <= --folds <= --n-folds", file=sys.stderr)

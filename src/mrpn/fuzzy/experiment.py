@@ -36,7 +36,7 @@ class Setup:
     duration: tuple[float, float] = (1.5, 2.5)
     noise_kind: str = "mixed"           # what a fuzzy modality shows: missing, fuzzy or mixed
     n_folds: int = 4                    # actor-disjoint folds of the corpus (3 actors each for 12)
-    epochs: int = 10
+    epochs: int = 12
     lr: float = 2e-3
     dropout: float = 0.1
     batch_size: int = 8
