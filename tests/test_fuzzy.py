@@ -40,3 +40,33 @@ def test_report_figures_and_tables(tmp_path) -> None:
         assert f.stat().st_size > 10_000
     md = markdown_tables(s)
     assert "| N2 (MRPN) − N1 | fuzzy |" in md and "+6.0" not in md and "6.0 ± 0.0" in md
+
+
+def test_sweep_report_from_finished_runs(tmp_path, capsys) -> None:
+    """`mrpn fuzzy --report-only` collects per-fold metrics (and the clean re-scoring of fuzzy-trained
+    models) into the plot, the tables and results.json."""
+    import json
+
+    from mrpn.cli import main
+
+    acc = {"vm": 0.6, "am": 0.5, "n0_late": 0.7, "n0_e2e": 0.8, "n1_e2e": 0.75, "n2_e2e": 0.85}
+    for seed in (1, 2):
+        for tag, drop in (("p00", 0.0), ("p30", 0.1)):
+            for name, a in acc.items():
+                d = tmp_path / f"seed{seed}" / f"runs_{tag}" / name / "fold_01"
+                d.mkdir(parents=True)
+                (d / "metrics.json").write_text(json.dumps({"accuracy": a - drop}))
+                if tag == "p30":   # the clean re-scoring, as evaluate_on caches it
+                    (d / "eval_cache_p00.json").write_text(json.dumps({"accuracy": a - drop / 2}))
+    rc = main(["fuzzy", "--out", str(tmp_path), "--seeds", "1,2", "--levels", "0.3", "--folds", "1",
+               "--report-only"])
+    assert rc == 0 and "report:" in capsys.readouterr().out
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert len(res["rows"]) == 2 * 2 * 6 and res["levels"] == [0.0, 0.3]
+    cell = res["summary"]["accuracy"]["p30"]["n2_e2e"]
+    assert abs(cell["clean"]["mean"] - 0.80) < 1e-9 and abs(cell["fuzzy"]["mean"] - 0.75) < 1e-9
+    d = res["summary"]["paired"]["p30"]["n2_e2e-n1_e2e:clean"]
+    assert d["n"] == 2 and abs(d["mean"] - 0.10) < 1e-9
+    md = (tmp_path / "report.md").read_text()
+    assert "| N2 (MRPN) | 85.0 ± 0.0 | 80.0 ± 0.0 |" in md
+    assert (tmp_path / "accuracy_vs_fuzzy.png").stat().st_size > 10_000
