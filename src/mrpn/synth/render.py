@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from mrpn.io import atomic_path
@@ -143,7 +144,10 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, audio: np.ndarray | N
                 ast = c.add_stream("aac", rate=sr, layout="mono")
                 ast.options = {"b": "64k"} if sr >= 32000 else {"b": "48k"}
             for i, fr in enumerate(frames):
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")
+                # converted to yuv420p here (OpenCV, BT.601 like FFmpeg's default) rather than by the
+                # encoder's scaler, whose output varied between runs for the same input
+                yuv = cv2.cvtColor(np.ascontiguousarray(fr), cv2.COLOR_RGB2YUV_I420)
+                vf = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
                 vf.pts = i
                 for p in vs.encode(vf):
                     c.mux(p)
