@@ -135,7 +135,9 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, audio: np.ndarray | N
             vs.width, vs.height = frames.shape[2], frames.shape[1]
             vs.pix_fmt = "yuv420p"
             if codec in ("libx264", "h264"):
-                vs.options = {"preset": "veryfast", "crf": "20", "threads": "1"}
+                # zerolatency: no lookahead thread, whose timing otherwise changed x264's decisions
+                # (and the decoded pixels) from run to run even with threads=1
+                vs.options = {"preset": "veryfast", "crf": "20", "threads": "1", "tune": "zerolatency"}
             else:
                 vs.options = {"qscale": "3"}
             vs.codec_context.thread_count = 1
