@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 
+# Temporary files are named `.<name>.mrpn.<random><suffix>.tmp`, so a cleanup can tell mrpn's own
+# leftovers from another program's `*.tmp` files and never delete the latter.
+TMP_TAG = ".mrpn."
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -23,7 +26,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TMP_TAG}", suffix=suffix + ".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -87,6 +90,6 @@ def _json_default(o: Any) -> Any:
 
 
 __all__ = [
-    "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
+    "TMP_TAG", "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
     "atomic_write_with", "sha256_file", "sha256_bytes",
 ]

@@ -142,13 +142,32 @@ class Cache:
         return ids, newest
 
     def read_record(self, clip_id: str) -> dict | None:
+        return self.record_or_cause(clip_id)[0]
+
+    def record_or_cause(self, clip_id: str) -> tuple[dict | None, str | None]:
+        """(record, None), or (None, why it is unreadable); (None, None) when there is none.
+        Atomic writes never leave a torn record, but a disk error or an edit by hand can."""
         p = self.json_path(clip_id)
         try:
-            return json.loads(p.read_text())
+            rec = json.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            return None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return None          # cannot happen with atomic writes; treated as not done
+            return None, None
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+            return None, f"not valid JSON ({e})"
+        except OSError as e:
+            return None, f"cannot be read ({e.strerror or e})"
+        if not isinstance(rec, dict) or not isinstance(rec.get("clip"), dict) or rec["clip"].get("id") != clip_id:
+            return None, "not a clip record of this id"
+        return rec, None
+
+    def unreadable(self) -> dict[str, str]:
+        """{record path: cause} for every record file that exists but cannot be used."""
+        out = {}
+        for i in self.ids():
+            rec, cause = self.record_or_cause(i)
+            if cause:
+                out[str(self.json_path(i))] = cause
+        return out
 
     def all_records(self) -> list[dict]:
         """Every record (ok and failed), from manifest.json when it is newer than every record,
@@ -251,7 +270,13 @@ class Cache:
     # -- manifest and summary ------------------------------------------------------------------
     def write_manifest(self, extra_summary: Mapping[str, Any] | None = None) -> tuple[Path, Path]:
         """Rebuild manifest.json and summary.json from the per-clip records (safe any time)."""
-        recs = [r for r in (self.read_record(i) for i in self.ids()) if r is not None]
+        recs, unreadable = [], {}
+        for i in self.ids():
+            rec, cause = self.record_or_cause(i)
+            if rec is not None:
+                recs.append(rec)
+            elif cause:
+                unreadable[str(self.json_path(i))] = cause
         info = self.info
         manifest = {
             "format_version": FORMAT_VERSION,
@@ -260,9 +285,12 @@ class Cache:
             "prepare_config": info.get("prepare_config", {}),
             "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "records": recs,
+            "unreadable": unreadable,     # listed, never silently dropped
         }
         atomic_write_json(self.root / MANIFEST, manifest, indent=1)
         summary = summarise(recs, info.get("problems", []))
+        summary["counts"]["unreadable"] = len(unreadable)
+        summary["unreadable"] = [f"{k}: {v}" for k, v in unreadable.items()]
         if extra_summary:
             summary.update(extra_summary)
         atomic_write_json(self.root / SUMMARY, summary)

@@ -7,7 +7,6 @@ A file that cannot be read gets a clear message and the others are still predict
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -112,8 +111,8 @@ def _write(path: Path | None, writer, what) -> bool:
 
 
 def main(args: argparse.Namespace) -> int:
-    from mrpn.inference.predictor import Predictor
     from mrpn.config import ConfigError
+    from mrpn.inference.predictor import Predictor
     from mrpn.training.checkpoint import CheckpointError
 
     if args.audio and len(args.videos) > 1:

@@ -1,0 +1,142 @@
+"""A cache is a cache: `prepare`, `merge` and `verify` write only into an empty folder or one that
+carries the marker prepare wrote, and only one of them at a time.
+
+* Marker: `OUT/.mrpn-cache` (JSON, `{"generator": "mrpn prepare", ...}`), written under the lock
+  before anything else. A cache made before the marker existed is recognised by its prepare.json
+  (a JSON object with `format_version` and a `prepare_config` object, written only by prepare).
+* Lock: `fcntl.flock` on `OUT/.mrpn-cache.lock`. The kernel releases it when the process exits,
+  however it exits (kill -9 included), so a crash never leaves a stale lock. A second writer
+  waits up to `wait_s`, then stops with a message naming the holder's pid.
+* Temporary files: mrpn's atomic writes name theirs `.<name>.mrpn.<random>.tmp`; only those are
+  removed here (a crashed writer's leftovers), never another program's `*.tmp`.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Iterator
+
+from mrpn.data.cache import CLIPS_DIR, PREPARE
+from mrpn.io import TMP_TAG, atomic_write_json
+
+MARKER = ".mrpn-cache"
+LOCK = ".mrpn-cache.lock"
+GENERATOR = "mrpn prepare"
+_OUR_TMP = re.compile(r"^\..+" + re.escape(TMP_TAG) + r"[A-Za-z0-9_]+(\.[A-Za-z0-9]+)?\.tmp$")
+
+
+class CacheGuardError(Exception):
+    """The folder is not a cache, or another run holds it."""
+
+
+def _read_json(p: Path, limit: int = 1 << 24) -> object:
+    try:
+        if p.stat().st_size > limit:
+            return None
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+
+
+def is_marked(root: Path) -> bool:
+    d = _read_json(root / MARKER)
+    return isinstance(d, dict) and d.get("generator") == GENERATOR
+
+
+def is_legacy_cache(root: Path) -> bool:
+    """A cache written by an mrpn prepare before the marker existed."""
+    d = _read_json(root / PREPARE)
+    return isinstance(d, dict) and isinstance(d.get("format_version"), int) \
+        and isinstance(d.get("prepare_config"), dict) and (root / CLIPS_DIR).is_dir()
+
+
+def is_cache(root: Path) -> bool:
+    return root.is_dir() and (is_marked(root) or is_legacy_cache(root))
+
+
+def _others(root: Path) -> list[str]:
+    """Entries other than the lock and mrpn's own temporary files (a writer may be mid-write)."""
+    return sorted(e for e in os.listdir(root) if e != LOCK and not _OUR_TMP.match(e))
+
+
+def check_writable(root: Path, what: str = "cache") -> None:
+    """Raise CacheGuardError unless `root` is absent, an empty folder or an mrpn cache."""
+    if root.exists() and not root.is_dir():
+        raise CacheGuardError(f"{root}: is a file, not a folder; give a folder for the {what}")
+    if not root.is_dir() or not _others(root) or is_cache(root):
+        return
+    shown = ", ".join(_others(root)[:3])
+    raise CacheGuardError(f"{root}: not an mrpn cache and not empty (holds {shown}"
+                          f"{', ...' if len(_others(root)) > 3 else ''}); refusing to write there: "
+                          "give an empty or new folder")
+
+
+def require_cache(root: Path) -> None:
+    """For verify: the folder must already be a cache (an empty folder is not one either)."""
+    if not root.is_dir():
+        raise CacheGuardError(f"{root}: no cache there (run `mrpn prepare ... --out {root}` first)")
+    if not is_cache(root):
+        raise CacheGuardError(f"{root}: not an mrpn cache (no {MARKER} marker or prepare.json); "
+                              "refusing to write there")
+
+
+def _lock(root: Path, wait_s: float, poll_s: float = 0.1):
+    import fcntl
+
+    fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    deadline = time.monotonic() + max(0.0, wait_s)
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+                os.close(fd)
+                raise CacheGuardError(f"{root}: another mrpn prepare (pid {holder}) is writing this cache; "
+                                      "wait for it to finish, or use another --out") from None
+            time.sleep(poll_s)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+@contextlib.contextmanager
+def cache_writer(root: str | os.PathLike, wait_s: float = 5.0, must_exist: bool = False) -> Iterator[Path]:
+    """Hold the cache's lock for the block: check the folder (before and again under the lock),
+    write the marker, clean up mrpn's own stale temporary files."""
+    root = Path(root)
+    (require_cache if must_exist else check_writable)(root)
+    root.mkdir(parents=True, exist_ok=True)
+    fd = _lock(root, wait_s)
+    try:
+        (require_cache if must_exist else check_writable)(root)   # the folder may have changed meanwhile
+        if not is_marked(root):
+            atomic_write_json(root / MARKER, {"generator": GENERATOR, "format_version": 1})
+        remove_own_tmp(root)
+        yield root
+    finally:
+        os.close(fd)            # closing the descriptor releases the flock
+
+
+def remove_own_tmp(root: Path) -> list[Path]:
+    """Delete leftovers of mrpn's atomic writes (only ours, by name) in the cache and clips/.
+    Called under the lock, so no live writer of this cache owns them."""
+    gone = []
+    for d in (root, root / CLIPS_DIR):
+        if not d.is_dir():
+            continue
+        for e in os.scandir(d):
+            if e.is_file(follow_symlinks=False) and _OUR_TMP.match(e.name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(e.path)
+                    gone.append(Path(e.path))
+    return gone
+
+
+__all__ = ["MARKER", "LOCK", "CacheGuardError", "cache_writer", "check_writable", "require_cache", "is_cache",
+           "is_marked", "remove_own_tmp"]
