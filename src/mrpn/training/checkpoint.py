@@ -7,6 +7,7 @@ an exact resume. Every failure to read one is a `CheckpointError` naming the fil
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,10 @@ from mrpn.io import atomic_write_with
 
 class CheckpointError(RuntimeError):
     pass
+
+
+SAFE_WAY = ("use a .safetensors model, or re-save the weights of a checkpoint you trust as safetensors "
+            "(mrpn.inference.model_io.save_for_inference; tools/ship_model.py for mrpn checkpoints)")
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
@@ -32,10 +37,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes): it was truncated; delete it to start over")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # zip errors, unpickling refusals, EOF: all mean "do not trust this file"
+    except pickle.UnpicklingError:
+        # never repeat PyTorch's advice to lift weights_only: that is the unsafe path
+        raise CheckpointError(f"{path}: refused: it holds pickled Python objects beyond plain tensors, which "
+                              f"could run code when loaded; {SAFE_WAY}") from None
+    except Exception as e:  # zip errors, EOF, bad records: all mean "do not trust this file"
         raise CheckpointError(f"checkpoint {path} is corrupt, truncated or not an mrpn checkpoint "
-                              f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+                              f"({type(e).__name__})") from None
+    if not isinstance(state, dict) or "model" not in state or not isinstance(state.get("config"), dict):
         raise CheckpointError(f"{path} is not an mrpn checkpoint (no 'model'/'config' entries)")
     return state
 

@@ -148,7 +148,7 @@ def build(cfg: Config, n_classes: int) -> torch.nn.Module:
 
 
 def load_pretrained_extractors(model: torch.nn.Module, cfg: Config) -> list[str]:
-    from safetensors.torch import load_file
+    from mrpn.inference.model_check import load_safetensors_checked
 
     done = []
     for m, path in (("v", cfg.train.pretrained_v), ("a", cfg.train.pretrained_a)):
@@ -156,8 +156,10 @@ def load_pretrained_extractors(model: torch.nn.Module, cfg: Config) -> list[str]
             continue
         if not Path(path).is_file():
             raise ConfigError(f"pretrained weights not found: {path}")
-        sd = load_file(path)
         ext = model.branches[m].extractor
+        # untrusted file: header, names and shapes are checked against this extractor before any read
+        sd, _ = load_safetensors_checked(path, {k: tuple(v.shape) for k, v in ext.state_dict().items()},
+                                         f"the {m} extractor of this model (width/channels/stem differ?)")
         try:
             ext.load_state_dict(sd)
         except RuntimeError as e:
