@@ -32,4 +32,19 @@ def int_at_least(n: int) -> Callable[[str], int]:
     return _number(int, n, False, f">= {n}")
 
 
-__all__ = ["positive_int", "nonneg_int", "positive_float", "nonneg_float", "int_at_least"]
+def fold_spec(text: str) -> str:
+    """'all', or fold numbers and ranges like '1,3,5-7' (each >= 1, ranges ascending)."""
+    t = text.strip()
+    if t == "all":
+        return t
+    parts = [x.strip() for x in t.split(",")]
+    for part in parts:
+        a, _, b = part.partition("-")
+        if not a.isdigit() or (b and not b.isdigit()) or (_ and not b):
+            raise argparse.ArgumentTypeError(f"{text!r}: expected 'all' or fold numbers like 1,3,5-7")
+        if int(a) < 1 or (b and int(b) < int(a)):
+            raise argparse.ArgumentTypeError(f"{text!r}: folds count from 1 and a range a-b needs a <= b")
+    return t
+
+
+__all__ = ["fold_spec", "positive_int", "nonneg_int", "positive_float", "nonneg_float", "int_at_least"]

@@ -25,11 +25,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """A wrong value is one line (not the whole usage) naming the option and the cause."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """All commands are listed, but only the one being run is imported (torch takes seconds to load)."""
     from mrpn import __version__
 
-    parser = argparse.ArgumentParser(prog="mrpn", description="Multi-modal Residual Perceptron Network toolkit")
+    parser = _Parser(prog="mrpn", description="Multi-modal Residual Perceptron Network toolkit")
     parser.add_argument("--version", action="version", version=f"mrpn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     argv = sys.argv[1:] if argv is None else argv

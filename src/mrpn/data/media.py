@@ -23,6 +23,10 @@ class MediaError(Exception):
     """A file that cannot be decoded; the message names the file and the reason."""
 
 
+class NoVideoStream(MediaError):
+    """A readable container without a video stream (an audio-only .mp4, say)."""
+
+
 _CSV_ROW = re.compile(r"^(?P<csv>.+\.csv)#(?P<row>\d+)$", re.IGNORECASE)
 
 
@@ -152,7 +156,7 @@ class VideoReader:
         self._container = _open(path)
         if not self._container.streams.video:
             self._container.close()
-            raise MediaError(f"{self.path}: no video stream")
+            raise NoVideoStream(f"{self.path}: no video stream")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
         self._stream.thread_count = int(threads)
@@ -295,6 +299,6 @@ def _audio_frame_to_float(frame) -> np.ndarray:
 
 
 __all__ = [
-    "MediaError", "MediaInfo", "VideoReader", "YUVFrame", "probe", "read_image", "decode_audio", "is_image",
+    "MediaError", "NoVideoStream", "MediaInfo", "VideoReader", "YUVFrame", "probe", "read_image", "decode_audio", "is_image",
     "VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", "AUDIO_EXTENSIONS",
 ]

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from mrpn.argtypes import positive_float
 from mrpn.inference.outputs import GENERATOR, OutputError, check_outputs, plan_outputs
 from mrpn.io import atomic_write_json
 
@@ -82,8 +83,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", help="write timeline PNG(s) here (a file for one video, else a folder)")
     p.add_argument("--backend", choices=["torch", "onnx"], default="torch")
     p.add_argument("--detector", default="opencv", help="face detector: opencv, dlib-hog, dlib-cnn, none")
-    p.add_argument("--window", type=float, default=1.0, help="window length in seconds (paper: 1 s)")
-    p.add_argument("--hop", type=float, default=0.2, help="window hop in seconds (paper: 0.2 s)")
+    p.add_argument("--window", type=positive_float, default=1.0, help="window length in seconds (paper: 1 s)")
+    p.add_argument("--hop", type=positive_float, default=0.2, help="window hop in seconds (paper: 0.2 s)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing --json/--plot files even when they are not earlier mrpn results")
@@ -108,6 +109,15 @@ def _write(path: Path | None, writer, what) -> bool:
         return False
     print(f"  -> {path}")
     return True
+
+
+def _hint(video: str, e: Exception, detector: str) -> str:
+    """A face image with no face found is most often an already-cropped face (FER2013, 48x48)."""
+    from mrpn.data.media import is_image
+
+    if detector != "none" and is_image(video) and "face" in str(e):
+        return "; if the image is already a cropped face (e.g. 48x48 FER2013), pass --detector none"
+    return ""
 
 
 def main(args: argparse.Namespace) -> int:
@@ -142,7 +152,7 @@ def main(args: argparse.Namespace) -> int:
             from mrpn.data.media import MediaError
 
             kind = "" if isinstance(e, (MediaError, ValueError, FileNotFoundError)) else f"{type(e).__name__}: "
-            print(f"{v}: cannot predict: {kind}{e}", file=sys.stderr)
+            print(f"{v}: cannot predict: {kind}{e}{_hint(v, e, args.detector)}", file=sys.stderr)
             continue
         ok += 1
         results.append(r)

@@ -89,7 +89,7 @@ class Predictor:
         """Decode + track faces + load audio: the same steps as `mrpn prepare`."""
         from mrpn.data.audio import prepare_audio
         from mrpn.data.faces import track_faces
-        from mrpn.data.media import MediaError, VideoReader, is_image
+        from mrpn.data.media import MediaError, NoVideoStream, VideoReader, is_image
 
         t0 = time.perf_counter()
         notes: list[str] = []
@@ -103,12 +103,17 @@ class Predictor:
                 fps = 1.0
                 track = track_faces(frames, self.detector(), self.face_config())
             else:
-                with VideoReader(video, format="yuv") as r:  # the same decode path as prepare
-                    fps = r.fps
-                    track = track_faces(r, self.detector(), self.face_config())
-                    if r.error:
-                        notes.append(f"video stream broke off after {r.n_decoded} frames: {r.error}")
-            faces, found = track.faces, track.found
+                try:
+                    with VideoReader(video, format="yuv") as r:  # the same decode path as prepare
+                        fps = r.fps
+                        track = track_faces(r, self.detector(), self.face_config())
+                        if r.error:
+                            notes.append(f"video stream broke off after {r.n_decoded} frames: {r.error}")
+                except NoVideoStream:         # an audio-only file: the audio head predicts, and says so
+                    track = None
+                    notes.append("no video stream: audio only")
+            if track is not None:
+                faces, found = track.faces, track.found
         t1 = time.perf_counter()
         wave, silent = None, False
         try:

@@ -7,6 +7,7 @@ and `features.npz` (validation features for t-SNE). `RUN/config.json` holds the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from mrpn.argtypes import nonneg_int, positive_float, positive_int
 from mrpn.config import Config, ConfigError, config_from_dict, load_config
 from mrpn.io import atomic_write_json
 from mrpn.training.checkpoint import (CheckpointError, check_compatible, load_checkpoint, load_model_weights,
@@ -67,10 +69,25 @@ def make_source(cfg: Config, val_actors: set[str]):
             raise ConfigError(f"paired benchmark: {e}") from None
     from mrpn.data.cache import CacheError
 
+    _check_cache_dataset(cfg)
     try:
         return CacheSource(cfg.data.cache, include_flagged=cfg.data.include_flagged)
     except (CacheError, ValueError, FileNotFoundError) as e:
         raise ConfigError(f"cache {cfg.data.cache}: {e}") from None
+
+
+def _check_cache_dataset(cfg: Config) -> None:
+    """RAVDESS and CREMA-D fix the folds and class list: training one on the other's cache is an error."""
+    from mrpn.data.cache import Cache, CacheError
+
+    try:
+        cached = Cache(cfg.data.cache).info.get("dataset")
+    except (CacheError, OSError, ValueError, AttributeError):
+        return                      # CacheSource reports an unreadable cache
+    if cfg.data.dataset in ("ravdess", "cremad") and cached and cached != cfg.data.dataset:
+        raise ConfigError(f"--dataset {cfg.data.dataset}, but the cache {cfg.data.cache} holds {cached!r} clips: "
+                          f"pass --dataset {cached if cached in ('ravdess', 'cremad') else 'custom'}, "
+                          "or another --cache")
 
 
 def resolve_protocol(cfg: Config, actors: list[str], genders: dict[str, str | None]):
@@ -397,11 +414,11 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", help="folder written by `mrpn prepare`")
     p.add_argument("--fer", help="FER2013 root (paired benchmark)")
     p.add_argument("--protocol", help="fold protocol name (see `mrpn folds`) or a fold JSON file")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--lr", type=positive_float)
     p.add_argument("--seed", type=int)
-    p.add_argument("--workers", type=int, help="data loading worker processes")
+    p.add_argument("--workers", type=nonneg_int, help="data loading worker processes")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--no-time-aug", action="store_true", help="no random time slicing (Table 1 'NT')")
     p.add_argument("--name", help="run name (default: derived from the settings)")
@@ -441,7 +458,7 @@ def default_run_name(cfg: Config) -> str:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
-    p.add_argument("--fold", type=int, default=1, help="1-based fold index of the protocol (default 1)")
+    p.add_argument("--fold", type=positive_int, default=1, help="1-based fold index of the protocol (default 1)")
     p.add_argument("--test-only", action="store_true", help="evaluate the fold's best checkpoint, no training")
 
 
@@ -449,9 +466,10 @@ def main(args: argparse.Namespace) -> int:
     try:
         cfg = config_from_args(args)
         run_dir = Path(cfg.out) / cfg.name
-        save_run_config(cfg, run_dir)
-        m = run_fold(cfg, args.fold, run_dir / f"fold_{args.fold:02d}", progress=not args.quiet,
-                     test_only=args.test_only)
+        with new_run_guard(run_dir):
+            save_run_config(cfg, run_dir)
+            m = run_fold(cfg, args.fold, run_dir / f"fold_{args.fold:02d}", progress=not args.quiet,
+                         test_only=args.test_only)
     except (ConfigError, CheckpointError) as e:
         print(f"mrpn train: error: {e}", file=sys.stderr)
         return 2
@@ -462,6 +480,30 @@ def main(args: argparse.Namespace) -> int:
     print(f"{m['run_label']}  fold {m['fold']}: accuracy {m['accuracy']:.4f}  UAR {m['uar']:.4f}  "
           f"macro-F1 {m['macro_f1']:.4f}  ({m['n_val']} clips)  -> {run_dir}")
     return 0
+
+
+@contextlib.contextmanager
+def new_run_guard(run_dir: Path):
+    """A start that fails (ConfigError, CheckpointError) before any fold wrote a result leaves no
+    run folder behind, so the same --name can be used again; an existing folder is never touched."""
+    existed = run_dir.exists()
+    try:
+        yield
+    except (ConfigError, CheckpointError):
+        if not existed and run_dir.is_dir():
+            _remove_empty_run(run_dir)
+        raise
+
+
+def _remove_empty_run(run_dir: Path) -> None:
+    """Remove config.json and empty fold folders, then the run folder if that left it empty."""
+    for d in sorted(run_dir.glob("fold_*")):
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+    if sorted(p.name for p in run_dir.iterdir()) == ["config.json"]:
+        (run_dir / "config.json").unlink()
+    if not any(run_dir.iterdir()):
+        run_dir.rmdir()
 
 
 def save_run_config(cfg: Config, run_dir: Path, **extra: Any) -> None:
