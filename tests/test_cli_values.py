@@ -38,14 +38,14 @@ def test_wrong_values_are_one_line_at_parse_time(argv, needle, capsys, tmp_path,
 
 
 def test_bad_config_value_leaves_no_run_folder(tmp_path, capsys):
-    argv = ["train", "--out", str(tmp_path), "--name", "r", "--cache", str(tmp_path / "nope")]
+    argv = ["train", "--out", str(tmp_path / "runs"), "--name", "r", "--cache", str(tmp_path / "nope")]
     assert main(argv + ["--set", "data.face_size=-1"]) == 2
     _one_line_error(capsys, "data.face_size=-1")
-    assert not (tmp_path / "r").exists()
+    assert not (tmp_path / "runs").exists()
     # a start that fails after the run folder was made (no cache) removes what it made ...
     assert main(argv) == 2
     _one_line_error(capsys, "cache folder not found")
-    assert not (tmp_path / "r").exists()
+    assert not (tmp_path / "runs").exists()
     # ... so the same --name still works with other settings
     assert main(argv + ["--set", "data.face_size=64"]) == 2
     assert "other settings" not in capsys.readouterr().err

@@ -487,11 +487,15 @@ def new_run_guard(run_dir: Path):
     """A start that fails (ConfigError, CheckpointError) before any fold wrote a result leaves no
     run folder behind, so the same --name can be used again; an existing folder is never touched."""
     existed = run_dir.exists()
+    created = [d for d in [run_dir, *run_dir.parents] if not d.exists()]     # e.g. runs/ and runs/NAME
     try:
         yield
     except (ConfigError, CheckpointError):
         if not existed and run_dir.is_dir():
             _remove_empty_run(run_dir)
+            for d in created[1:]:
+                if d.is_dir() and not any(d.iterdir()):
+                    d.rmdir()
         raise
 
 
