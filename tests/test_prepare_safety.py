@@ -94,7 +94,7 @@ def test_a_second_writer_waits_then_stops_with_a_message(data, tmp_path):
     out = tmp_path / "c"
     with cache_writer(out):
         t0 = time.monotonic()
-        with pytest.raises(PrepareError, match="another mrpn prepare .* is writing"):
+        with pytest.raises(PrepareError, match="another mrpn prepare .* this cache"):
             run_prepare(scan("custom", data / "m.csv"), out, CFG, lock_wait_s=0.3, **QUIET)
         assert time.monotonic() - t0 >= 0.3
     assert not list((out / "clips").glob("*.json")) if (out / "clips").exists() else True
@@ -108,7 +108,7 @@ def test_the_lock_is_released_when_its_holder_is_killed(data, tmp_path):
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert p.stdout.readline().strip() == "held"
-        with pytest.raises(PrepareError, match="is writing"):
+        with pytest.raises(PrepareError, match="another mrpn prepare"):
             run_prepare(scan("custom", data / "m.csv"), out, CFG, lock_wait_s=0.1, **QUIET)
         p.send_signal(signal.SIGKILL)
         p.wait(10)
@@ -140,6 +140,28 @@ def test_two_runs_with_other_settings_never_mix_in_one_cache(data, tmp_path):
     for cid in cache.ids():
         assert cache.read_record(cid)["prepare_config"]["face_size"] == size
         assert cache.load(cid, verify=True)["faces"].shape[1] == size
+
+
+def test_shards_with_the_same_settings_share_a_cache_and_verify_waits_for_them(data, tmp_path):
+    from mrpn.data.prepare import verify
+
+    out = tmp_path / "c"
+    results = []
+
+    def run(i):
+        results.append(run_prepare(scan("custom", data / "m.csv"), out, CFG, shard=(i, 2), lock_wait_s=30, **QUIET))
+
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert sum(r.ok for r in results) == 3
+    assert verify(out)[1:] == ([], {})
+    with cache_writer(out) as w:                 # a writer is active: verify must not run beside it
+        w.setup_done()
+        with pytest.raises(PrepareError, match="another mrpn prepare .* is writing"):
+            verify(out, lock_wait_s=0.2)
 
 
 def test_verify_reports_every_unreadable_record_and_keeps_it_listed(data, tmp_path, capsys):

@@ -4,9 +4,14 @@ carries the marker prepare wrote, and only one of them at a time.
 * Marker: `OUT/.mrpn-cache` (JSON, `{"generator": "mrpn prepare", ...}`), written under the lock
   before anything else. A cache made before the marker existed is recognised by its prepare.json
   (a JSON object with `format_version` and a `prepare_config` object, written only by prepare).
-* Lock: `fcntl.flock` on `OUT/.mrpn-cache.lock`. The kernel releases it when the process exits,
-  however it exits (kill -9 included), so a crash never leaves a stale lock. A second writer
-  waits up to `wait_s`, then stops with a message naming the holder's pid.
+* Locks (`fcntl.flock`; the kernel releases them when the process exits, however it exits,
+  kill -9 included, so a crash never leaves a stale lock):
+  `OUT/.mrpn-cache.lock`, exclusive, held while the folder is checked, the marker written and the
+  run's settings checked against prepare.json and written: one writer at a time does that, so
+  two runs with other settings can never both pass the check. `OUT/.mrpn-cache.active`, shared
+  by every writer while it writes clips (shards with the same settings may share a cache),
+  exclusive for `verify`. A second run waits up to `wait_s` for a lock, then stops with a
+  message naming the holder's pid.
 * Temporary files: mrpn's atomic writes name theirs `.<name>.mrpn.<random>.tmp`; only those are
   removed here (a crashed writer's leftovers), never another program's `*.tmp`.
 """
@@ -25,6 +30,7 @@ from mrpn.io import TMP_TAG, atomic_write_json
 
 MARKER = ".mrpn-cache"
 LOCK = ".mrpn-cache.lock"
+ACTIVE = ".mrpn-cache.active"
 GENERATOR = "mrpn prepare"
 _OUR_TMP = re.compile(r"^\..+" + re.escape(TMP_TAG) + r"[A-Za-z0-9_]+(\.[A-Za-z0-9]+)?\.tmp$")
 
@@ -60,7 +66,7 @@ def is_cache(root: Path) -> bool:
 
 def _others(root: Path) -> list[str]:
     """Entries other than the lock and mrpn's own temporary files (a writer may be mid-write)."""
-    return sorted(e for e in os.listdir(root) if e != LOCK and not _OUR_TMP.match(e))
+    return sorted(e for e in os.listdir(root) if e not in (LOCK, ACTIVE) and not _OUR_TMP.match(e))
 
 
 def check_writable(root: Path, what: str = "cache") -> None:
@@ -84,48 +90,93 @@ def require_cache(root: Path) -> None:
                               "refusing to write there")
 
 
-def _lock(root: Path, wait_s: float, poll_s: float = 0.1):
+def _flock(fd: int, mode: int, wait_s: float, poll_s: float = 0.05) -> bool:
+    """flock with a bounded wait; False when it could not be had in `wait_s`."""
     import fcntl
 
-    fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
     deadline = time.monotonic() + max(0.0, wait_s)
     while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return True
         except BlockingIOError:
             if time.monotonic() >= deadline:
-                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
-                os.close(fd)
-                raise CacheGuardError(f"{root}: another mrpn prepare (pid {holder}) is writing this cache; "
-                                      "wait for it to finish, or use another --out") from None
+                return False
             time.sleep(poll_s)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
-    return fd
+
+
+def _busy(root: Path, fd: int, what: str) -> CacheGuardError:
+    holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+    return CacheGuardError(f"{root}: another mrpn prepare (pid {holder}) is {what} this cache; "
+                           "wait for it to finish, or use another --out")
+
+
+class CacheWriter:
+    """The two locks of a writer. `setup` (exclusive, short): folder check, marker, the caller's
+    settings check and prepare.json write. `active` (shared while clips are written, so shards with
+    the same settings can write one cache together; exclusive for verify): a writer that finds
+    no other active writer removes mrpn's stale temporary files, which then belong to no one."""
+
+    def __init__(self, root: Path, wait_s: float, must_exist: bool, exclusive: bool):
+        import fcntl
+
+        self.root = root
+        (require_cache if must_exist else check_writable)(root)
+        root.mkdir(parents=True, exist_ok=True)
+        self._setup = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        self._active = None
+        if not _flock(self._setup, fcntl.LOCK_EX, wait_s):
+            err = _busy(root, self._setup, "setting up")
+            self.close()
+            raise err
+        try:
+            (require_cache if must_exist else check_writable)(root)   # the folder may have changed meanwhile
+            if not is_marked(root):
+                atomic_write_json(root / MARKER, {"generator": GENERATOR, "format_version": 1})
+            self._active = os.open(root / ACTIVE, os.O_RDWR | os.O_CREAT, 0o666)
+            alone = _flock(self._active, fcntl.LOCK_EX, wait_s if exclusive else 0.0)
+            if exclusive and not alone:
+                raise _busy(root, self._active, "writing")
+            if alone:
+                remove_own_tmp(root)
+                os.ftruncate(self._active, 0)
+                os.pwrite(self._active, str(os.getpid()).encode(), 0)
+            if not exclusive:       # EX -> SH while holding `setup`: no other writer can slip in between
+                fcntl.flock(self._active, fcntl.LOCK_SH)
+            os.ftruncate(self._setup, 0)
+            os.pwrite(self._setup, str(os.getpid()).encode(), 0)
+        except BaseException:
+            self.close()
+            raise
+
+    def setup_done(self) -> None:
+        """Release the setup lock (the settings are checked and written)."""
+        if self._setup is not None:
+            os.close(self._setup)
+            self._setup = None
+
+    def close(self) -> None:
+        for fd in (self._setup, self._active):
+            if fd is not None:
+                os.close(fd)      # closing the descriptor releases its flock (the kernel does it on a crash)
+        self._setup = self._active = None
 
 
 @contextlib.contextmanager
-def cache_writer(root: str | os.PathLike, wait_s: float = 5.0, must_exist: bool = False) -> Iterator[Path]:
-    """Hold the cache's lock for the block: check the folder (before and again under the lock),
-    write the marker, clean up mrpn's own stale temporary files."""
-    root = Path(root)
-    (require_cache if must_exist else check_writable)(root)
-    root.mkdir(parents=True, exist_ok=True)
-    fd = _lock(root, wait_s)
+def cache_writer(root: str | os.PathLike, wait_s: float = 5.0, must_exist: bool = False,
+                 exclusive: bool = False) -> Iterator[CacheWriter]:
+    """Hold the cache's locks for the block (see CacheWriter); call `.setup_done()` once the
+    settings are checked and written, so that other shards can start."""
+    w = CacheWriter(Path(root), wait_s, must_exist, exclusive)
     try:
-        (require_cache if must_exist else check_writable)(root)   # the folder may have changed meanwhile
-        if not is_marked(root):
-            atomic_write_json(root / MARKER, {"generator": GENERATOR, "format_version": 1})
-        remove_own_tmp(root)
-        yield root
+        yield w
     finally:
-        os.close(fd)            # closing the descriptor releases the flock
+        w.close()
 
 
 def remove_own_tmp(root: Path) -> list[Path]:
     """Delete leftovers of mrpn's atomic writes (only ours, by name) in the cache and clips/.
-    Called under the lock, so no live writer of this cache owns them."""
+    Called only with the `active` lock held exclusively, so no live writer owns them."""
     gone = []
     for d in (root, root / CLIPS_DIR):
         if not d.is_dir():
@@ -138,5 +189,5 @@ def remove_own_tmp(root: Path) -> list[Path]:
     return gone
 
 
-__all__ = ["MARKER", "LOCK", "CacheGuardError", "cache_writer", "check_writable", "require_cache", "is_cache",
+__all__ = ["MARKER", "LOCK", "ACTIVE", "CacheWriter", "CacheGuardError", "cache_writer", "check_writable", "require_cache", "is_cache",
            "is_marked", "remove_own_tmp"]

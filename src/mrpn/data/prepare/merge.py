@@ -83,7 +83,7 @@ def verify(out: str | os.PathLike, lock_wait_s: float = 5.0) -> tuple[Cache, lis
     """(cache, ids of ok clips whose npz is missing or corrupt, {record path: cause} of unreadable
     records). The manifest and summary are rebuilt; unreadable records are listed in both."""
     try:
-        with cache_writer(out, wait_s=lock_wait_s, must_exist=True):
+        with cache_writer(out, wait_s=lock_wait_s, must_exist=True, exclusive=True):
             cache = Cache(out)
             cache_info(cache)
             bad = cache.verify()

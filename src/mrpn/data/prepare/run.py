@@ -1,8 +1,9 @@
 """A `mrpn prepare` run: select the clips (shard, limit), skip the finished ones (resume), prepare
 the rest in one process or a pool of spawned workers, then rebuild the manifest.
 
-The whole run holds the cache's lock (`guard.cache_writer`), so the settings check, the first
-write of prepare.json and every clip write belong to one writer."""
+The settings check and the write of prepare.json happen under the cache's setup lock
+(`guard.cache_writer`); clips are then written under a shared lock that shards with the same
+settings hold together and `verify` excludes."""
 from __future__ import annotations
 
 import hashlib
@@ -161,15 +162,15 @@ def run_prepare(scan: Any, out: str | os.PathLike, config: PrepareConfig, worker
     except DetectorUnavailable as e:
         raise PrepareError(str(e)) from None
     try:
-        with cache_writer(out, wait_s=lock_wait_s):
+        with cache_writer(out, wait_s=lock_wait_s) as writer:
             return _locked_run(scan, out, config, detector, workers, limit, shard, retry_failed, progress,
-                               decode_threads, log)
+                               decode_threads, log, writer)
     except CacheGuardError as e:
         raise PrepareError(str(e)) from None
 
 
 def _locked_run(scan, out, config, detector, workers, limit, shard, retry_failed, progress, decode_threads,
-                log) -> RunResult:
+                log, writer) -> RunResult:
     from tqdm import tqdm
 
     if log is None:
@@ -180,6 +181,7 @@ def _locked_run(scan, out, config, detector, workers, limit, shard, retry_failed
     _check_config(cache, config, dataset, classes)
     clips, problems = _unique_clips(scan)
     cache.write_info(dataset, classes, config.to_dict(), [{"path": p.path, "reason": p.reason} for p in problems])
+    writer.setup_done()            # settings checked and written: shards with the same ones may start
     i, n = shard
     mine = [c for c in clips if n == 1 or shard_of(c.id, n) == i]
     if limit is not None:
