@@ -55,7 +55,7 @@ def merge(out: str | os.PathLike, shard_dirs: Sequence[str | os.PathLike],
     one manifest. Clips already finished in `out` are left alone. Raises PrepareError when the
     shards were prepared with different settings or datasets, or `out` is not a cache."""
     try:
-        with cache_writer(out, wait_s=lock_wait_s):
+        with cache_writer(out, wait_s=lock_wait_s, exclusive=True):
             target = Cache(out, create=True)
             info = cache_info(target)
             problems = {p["path"] + "\0" + p["reason"]: p for p in info.get("problems", [])}
