@@ -4,8 +4,8 @@ audio-only .mp4 is predicted from audio, a face image suggests --detector none."
 from __future__ import annotations
 
 import pytest
-
 from media_factory import _encode_audio, blob_frame, tone, write_image, write_video
+
 from mrpn.cli import main
 
 

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from media_factory import write_audio, write_image, write_video
 
 REG = Path(__file__).parent / "fuzz_regressions"
@@ -140,7 +139,7 @@ def bases(tmp_path_factory):
     from safetensors import safe_open
 
     with safe_open(str(d / "tiny.safetensors"), framework="pt") as f:
-        sd, meta = {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata())
+        sd, meta = {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata())  # noqa: SIM118
     return {
         "model": (d / "tiny.safetensors").read_bytes(), "checkpoint": buf.getvalue(), "sd": sd, "meta": meta,
         "mp4": write_video(d / "v.mp4", n_frames=6, fps=10, size=(64, 48)).read_bytes(),
@@ -241,7 +240,7 @@ def _check(target: str, data: bytes, ext: str, tmp: Path, bases: dict, capsys, f
                 argv = [a.replace("{CASE}", str(video)).replace("{OUT}", str(out))
                         for a in json.loads(data.decode("utf-8"))]
                 run_cli(argv, out, tmp, capsys)
-    except BaseException as e:  # noqa: BLE001 - recorded with its input and reported as a failure below
+    except BaseException as e:
         if isinstance(e, KeyboardInterrupt):
             raise
         kept = _keep(target, data, ext)

@@ -8,11 +8,15 @@ import time
 
 import pytest
 import torch
+from media_factory import write_video
 from safetensors.torch import save_file
 
-from media_factory import write_video
 from mrpn.cli import main
-from mrpn.inference.model_check import ModelFileError, load_safetensors_checked, read_header
+from mrpn.inference.model_check import (
+    ModelFileError,
+    load_safetensors_checked,
+    read_header,
+)
 from mrpn.inference.model_io import default_model_path, load_for_inference
 from mrpn.training.checkpoint import CheckpointError
 
@@ -22,7 +26,7 @@ def shipped():
     from safetensors import safe_open
 
     with safe_open(str(default_model_path()), framework="pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata())
+        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata())  # noqa: SIM118
 
 
 def _variant(tmp_path, shipped, name="m.safetensors", config=None, classes=None, drop=(), meta=None):

@@ -6,8 +6,8 @@ import json
 import os
 
 import pytest
-
 from media_factory import write_video
+
 from mrpn.cli import main
 from mrpn.inference.outputs import is_mrpn_json, is_mrpn_png, output_names
 
@@ -55,7 +55,7 @@ def test_two_inputs_with_the_same_name_get_two_results(clip, tmp_path, capsys):
 def test_output_names_are_distinct_and_stable():
     vids = ["a/clip.mp4", "b/clip.mp4", "c/CLIP.avi", "d/other.mp4"]
     names = output_names(vids, ".json")
-    assert len(set(n.lower() for n in names)) == 4 and names[3] == "other.json"
+    assert len({n.lower() for n in names}) == 4 and names[3] == "other.json"
     assert names == output_names(vids, ".json")
 
 

@@ -12,15 +12,15 @@ import time
 
 import numpy as np
 import pytest
-
 from media_factory import write_video
+
 from mrpn.cli import main
 from mrpn.data.cache import Cache
 from mrpn.data.datasets import scan
 from mrpn.data.prepare import PrepareConfig, PrepareError, run_prepare
 from mrpn.data.prepare.guard import LOCK, MARKER, cache_writer
 
-QUIET = dict(progress=False, log=lambda *a: None)
+QUIET = {"progress": False, "log": lambda *a: None}
 CFG = PrepareConfig(detector="none", face_size=16, gray=True)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from media_factory import write_video
+
 from mrpn.data.media import VideoReader
 
 
@@ -17,7 +17,7 @@ def _drawn_face(cx: float, cy: float, ax: int = 44, ay: int = 58):
 
     def fn(t: int, width: int, height: int) -> np.ndarray:
         img = np.full((height, width, 3), (90, 120, 160), np.uint8)
-        c = (int(cx * width) + int(round(3 * np.sin(2 * np.pi * t / 40))), int(cy * height))
+        c = (int(cx * width) + round(3 * np.sin(2 * np.pi * t / 40)), int(cy * height))
         cv2.ellipse(img, c, (ax, ay), 0, 0, 360, (224, 180, 150), -1)
         e = max(2, ax // 6)
         for sx in (-1, 1):

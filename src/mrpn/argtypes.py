@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Callable
+from collections.abc import Callable
 
 
 def _number(kind: type, low: float | None, low_open: bool, what: str) -> Callable[[str], float]:
@@ -47,4 +47,4 @@ def fold_spec(text: str) -> str:
     return t
 
 
-__all__ = ["fold_spec", "positive_int", "nonneg_int", "positive_float", "nonneg_float", "int_at_least"]
+__all__ = ["fold_spec", "int_at_least", "nonneg_float", "nonneg_int", "positive_float", "positive_int"]

@@ -181,12 +181,23 @@ def load_safetensors_checked(path: str | os.PathLike, expected: dict[str, tuple[
         check_tensors(p, {k: s for k, (_d, s) in tensors.items()}, expected, what)
     try:
         with safe_open(str(p), framework="pt") as f:
-            sd = {k: f.get_tensor(k) for k in f.keys()}
+            sd = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not iterable
     except (SafetensorError, OSError, RuntimeError, ValueError) as e:
         raise _fail(p, f"not a readable safetensors file ({str(e).splitlines()[0][:120]})") from None
     return sd, meta
 
 
-__all__ = ["ModelFileError", "LIMITS", "MAX_FILE_BYTES", "MAX_PARAMS", "MAX_CLASSES", "read_header",
-           "check_classes", "check_config", "expected_shapes", "check_tensors", "load_safetensors_checked",
-           "SAFE_WAY"]
+__all__ = [
+    "LIMITS",
+    "MAX_CLASSES",
+    "MAX_FILE_BYTES",
+    "MAX_PARAMS",
+    "SAFE_WAY",
+    "ModelFileError",
+    "check_classes",
+    "check_config",
+    "check_tensors",
+    "expected_shapes",
+    "load_safetensors_checked",
+    "read_header",
+]

@@ -15,7 +15,11 @@ import torch
 
 from mrpn.config import Config
 from mrpn.inference.model_check import ModelFileError
-from mrpn.training.checkpoint import CheckpointError, load_checkpoint, load_model_weights
+from mrpn.training.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_model_weights,
+)
 
 DEFAULT_MODEL = "mrpn-default.safetensors"
 FORMAT = "mrpn-model-1"
@@ -40,8 +44,14 @@ def save_for_inference(model: torch.nn.Module, cfg_dict: dict, classes: list[str
 
 
 def _from_safetensors(p: Path) -> tuple[dict, Config, list[str]]:
-    from mrpn.inference.model_check import (check_classes, check_config, check_tensors, expected_shapes,
-                                            load_safetensors_checked, read_header)
+    from mrpn.inference.model_check import (
+        check_classes,
+        check_config,
+        check_tensors,
+        expected_shapes,
+        load_safetensors_checked,
+        read_header,
+    )
 
     tensors, meta = read_header(p)
     if meta.get("format") != FORMAT:
@@ -62,8 +72,13 @@ def _from_safetensors(p: Path) -> tuple[dict, Config, list[str]]:
 
 
 def _from_checkpoint(p: Path) -> tuple[dict, Config, list[str]]:
-    from mrpn.inference.model_check import (MAX_FILE_BYTES, check_classes, check_config, check_tensors,
-                                            expected_shapes)
+    from mrpn.inference.model_check import (
+        MAX_FILE_BYTES,
+        check_classes,
+        check_config,
+        check_tensors,
+        expected_shapes,
+    )
 
     if p.stat().st_size > MAX_FILE_BYTES:
         raise ModelFileError(f"{p}: over the {MAX_FILE_BYTES >> 30} GiB limit for a model file")

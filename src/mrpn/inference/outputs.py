@@ -131,5 +131,13 @@ def check_outputs(targets: list[tuple[Path, str]], inputs: list[str], overwrite:
                                   "choose another path or pass --overwrite")
 
 
-__all__ = ["GENERATOR", "OutputError", "is_mrpn_json", "is_mrpn_png", "png_text", "output_names",
-           "plan_outputs", "check_outputs"]
+__all__ = [
+    "GENERATOR",
+    "OutputError",
+    "check_outputs",
+    "is_mrpn_json",
+    "is_mrpn_png",
+    "output_names",
+    "plan_outputs",
+    "png_text",
+]

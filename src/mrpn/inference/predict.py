@@ -148,7 +148,7 @@ def main(args: argparse.Namespace) -> int:
     for v, j, pth in zip(args.videos, jsons, plots):
         try:
             r = pred.predict_file(v, args.audio).to_dict()
-        except Exception as e:  # one unreadable file must not stop the others
+        except Exception as e:  # noqa: BLE001 - one unreadable file must not stop the others
             from mrpn.data.media import MediaError
 
             kind = "" if isinstance(e, (MediaError, ValueError, FileNotFoundError)) else f"{type(e).__name__}: "

@@ -7,13 +7,35 @@
     preview.py  contact sheet of face crops
     cli.py      the command line
 """
-from mrpn.data.prepare.clip import (DATASETS, SHORT_S, PrepareConfig, PrepareError, failed_record, prepare_clip,
-                                    process_clip)
 from mrpn.data.prepare.cli import add_arguments, main
+from mrpn.data.prepare.clip import (
+                                    DATASETS,
+                                    SHORT_S,
+                                    PrepareConfig,
+                                    PrepareError,
+                                    failed_record,
+                                    prepare_clip,
+                                    process_clip,
+)
 from mrpn.data.prepare.merge import merge, verify
 from mrpn.data.prepare.preview import write_preview
 from mrpn.data.prepare.run import RunResult, parse_shard, run_prepare, shard_of
 
-__all__ = ["PrepareConfig", "PrepareError", "RunResult", "prepare_clip", "process_clip", "failed_record",
-           "run_prepare", "write_preview", "merge", "verify", "shard_of", "parse_shard", "add_arguments", "main",
-           "DATASETS", "SHORT_S"]
+__all__ = [
+                                    "DATASETS",
+                                    "SHORT_S",
+                                    "PrepareConfig",
+                                    "PrepareError",
+                                    "RunResult",
+                                    "add_arguments",
+                                    "failed_record",
+                                    "main",
+                                    "merge",
+                                    "parse_shard",
+                                    "prepare_clip",
+                                    "process_clip",
+                                    "run_prepare",
+                                    "shard_of",
+                                    "verify",
+                                    "write_preview",
+]

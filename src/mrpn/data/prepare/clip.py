@@ -134,8 +134,8 @@ def prepare_clip(clip: Clip, config: PrepareConfig, detector=None, decode_thread
     record = {
         "clip": clip.to_dict(), "status": "ok", "reason": None, "flags": flags, "notes": notes,
         "skip": "no_face" in flags and not config.include_no_face,
-        "n_frames": int(len(found)), "fps": round(fps, 6), "duration_s": round(float(duration), 4),
-        "audio_samples": int(len(audio)),
+        "n_frames": len(found), "fps": round(fps, 6), "duration_s": round(float(duration), 4),
+        "audio_samples": len(audio),
         "face_fraction": round(float(found.mean()), 6) if len(found) else None,
         "frame_size": v["frame_size"], "source_audio_rate": source_rate, "source_audio_channels": source_channels,
         "detect_calls": v["detect_calls"], "detections": v["detections"],

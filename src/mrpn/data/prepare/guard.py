@@ -22,8 +22,8 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from mrpn.data.cache import CLIPS_DIR, PREPARE
 from mrpn.io import TMP_TAG, atomic_write_json
@@ -189,5 +189,16 @@ def remove_own_tmp(root: Path) -> list[Path]:
     return gone
 
 
-__all__ = ["MARKER", "LOCK", "ACTIVE", "CacheWriter", "CacheGuardError", "cache_writer", "check_writable", "require_cache", "is_cache",
-           "is_marked", "remove_own_tmp"]
+__all__ = [
+    "ACTIVE",
+    "LOCK",
+    "MARKER",
+    "CacheGuardError",
+    "CacheWriter",
+    "cache_writer",
+    "check_writable",
+    "is_cache",
+    "is_marked",
+    "remove_own_tmp",
+    "require_cache",
+]

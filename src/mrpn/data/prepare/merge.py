@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from mrpn.data.cache import Cache, CacheError
 from mrpn.data.prepare.clip import PrepareError

@@ -9,6 +9,7 @@ import numpy as np
 from mrpn.data.cache import Cache, CacheError, is_usable
 from mrpn.io import atomic_write_bytes
 
+
 def _tile(face: np.ndarray, tile: int, found: bool) -> np.ndarray:
     import cv2
 

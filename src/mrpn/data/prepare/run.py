@@ -11,9 +11,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from mrpn.data.cache import Cache
 from mrpn.data.clip import Clip, Problem
@@ -174,7 +175,7 @@ def _locked_run(scan, out, config, detector, workers, limit, shard, retry_failed
     from tqdm import tqdm
 
     if log is None:
-        log = lambda msg: tqdm.write(msg, file=sys.stderr)  # noqa: E731
+        log = lambda msg: tqdm.write(msg, file=sys.stderr)
     cache = Cache(out, create=True)
     classes = list(getattr(scan, "classes", []) or [])
     dataset = str(getattr(scan, "dataset", "") or "")
