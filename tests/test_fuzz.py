@@ -1,5 +1,6 @@
 """Fuzz test of the model loader and the CLI (issue 10): random bytes, truncated and mutated real
-files and model files, random metadata and random arguments. Every outcome must be a result or a
+files and model files, random metadata, random arguments, and caches with one file mutated
+(`prepare verify`, then a resume). Every outcome must be a result or a
 clean error (the documented error types, or an exit status with one-line messages), never a
 traceback, a hang, or a write outside the output folder.
 
@@ -141,12 +142,62 @@ def bases(tmp_path_factory):
     with safe_open(str(d / "tiny.safetensors"), framework="pt") as f:
         sd, meta = {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata())  # noqa: SIM118
     return {
+        "cache": _cache_template(d / "tpl"),
         "model": (d / "tiny.safetensors").read_bytes(), "checkpoint": buf.getvalue(), "sd": sd, "meta": meta,
         "mp4": write_video(d / "v.mp4", n_frames=6, fps=10, size=(64, 48)).read_bytes(),
         "flv": write_video(d / "v.flv", n_frames=6, fps=10, size=(64, 48)).read_bytes(),
         "wav": write_audio(d / "a.wav", seconds=0.5, rate=16000, channels=1).read_bytes(),
         "png": write_image(d / "i.png", size=48).read_bytes(),
     }
+
+
+PREPARE_ARGS = ["--detector", "none", "--face-size", "16", "--gray", "--workers", "1", "--no-progress"]
+
+
+def _cache_template(root: Path) -> Path:
+    """Two small clips and their prepared cache (root/cache), copied for each cache case."""
+    from mrpn.data.datasets import scan
+    from mrpn.data.prepare import PrepareConfig, run_prepare
+
+    root.mkdir()
+    for i in range(2):
+        write_video(root / f"v{i}.mp4", n_frames=5, fps=10, size=(48, 48))
+    (root / "m.csv").write_text("id,video,audio,label,speaker\nc0,v0.mp4,,happy,s0\nc1,v1.mp4,,sad,s1\n")
+    run_prepare(scan("custom", root / "m.csv"), root / "cache", PrepareConfig(detector="none", face_size=16, gray=True),
+                progress=False, log=lambda *a: None)
+    return root
+
+
+def mutate_cache(rng: random.Random, tpl: Path) -> bytes:
+    """One file of the template cache, mutated: {"path": relative path, "b64": new bytes}."""
+    import base64
+
+    files = sorted(str(p.relative_to(tpl / "cache")) for p in (tpl / "cache").rglob("*") if p.is_file())
+    rel = rng.choice(files)
+    data = (tpl / "cache" / rel).read_bytes()
+    if rel.endswith(".json") and rng.random() < 0.5:
+        obj = json.loads(data)
+        if isinstance(obj, dict) and obj:
+            obj[rng.choice(sorted(obj))] = _json_value(rng)
+        data = json.dumps(obj).encode()
+    else:
+        data = mutate(rng, data)
+    return json.dumps({"path": rel, "b64": base64.b64encode(data).decode()}).encode()
+
+
+def run_cache_case(case: dict, tpl: Path, tmp: Path, capsys) -> None:
+    """verify, then resume, a copy of the template cache with one file replaced."""
+    import base64
+    import shutil
+
+    work = tmp / "work"
+    shutil.copytree(tpl, work)
+    target = (work / "cache" / case["path"]).resolve()
+    assert (work / "cache").resolve() in target.parents
+    target.write_bytes(base64.b64decode(case["b64"]))
+    run_cli(["prepare", "verify", str(work / "cache")], work / "cache", tmp, capsys)
+    run_cli(["prepare", "custom", str(work / "m.csv"), "--out", str(work / "cache"), *PREPARE_ARGS],
+            work / "cache", tmp, capsys)
 
 
 # --- targets: each returns normally (result or clean error) or raises (a failure) ------------------
@@ -232,6 +283,8 @@ def _check(target: str, data: bytes, ext: str, tmp: Path, bases: dict, capsys, f
         with _deadline(CASE_TIMEOUT_S):
             if target == "model":
                 load_model(case)
+            elif target == "cache":
+                run_cache_case(json.loads(data.decode("utf-8")), bases["cache"], tmp, capsys)
             elif target == "predict":
                 run_cli(["predict", str(case), "--json", str(out) + "/", "--plot", str(out) + "/"], out, tmp, capsys)
             else:
@@ -269,11 +322,11 @@ def test_fuzz_loader_and_cli(bases, tmp_path, capsys):
     rng = random.Random(SEED)
     failures: list[str] = []
     t_end = time.monotonic() + BUDGET
-    counts = {"model": 0, "predict": 0, "args": 0}
+    counts = {"model": 0, "predict": 0, "args": 0, "cache": 0}
     i = 0
     while time.monotonic() < t_end:
         i += 1
-        kind = rng.choices(["model", "predict", "args"], weights=[5, 2, 3])[0]
+        kind = rng.choices(["model", "predict", "args", "cache"], weights=[5, 2, 3, 2])[0]
         if kind == "model":
             r = rng.random()
             if r < 0.4:
@@ -286,6 +339,8 @@ def test_fuzz_loader_and_cli(bases, tmp_path, capsys):
         elif kind == "predict":
             ext = rng.choice(["mp4", "flv", "wav", "png"])
             data = mutate(rng, bases[ext])
+        elif kind == "cache":
+            data, ext = mutate_cache(rng, bases["cache"]), "json"
         else:
             data, ext = json.dumps(_random_args(rng)).encode(), "json"
         counts[kind] += 1

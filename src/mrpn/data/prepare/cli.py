@@ -131,7 +131,7 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"bad: {cache.npz_path(b)} missing or corrupted (a re-run of prepare redoes it)")
     for path, cause in unreadable.items():
         print(f"bad: {path}: unreadable record: {cause} (listed in manifest.json 'unreadable'; "
-              "delete it and re-run prepare to redo the clip)")
+              "a re-run of prepare redoes the clip)")
     n_bad = len(bad) + len(unreadable)
     print(f"{cache.root}: {len(cache.ids())} record(s), {n_bad} bad; manifest.json and summary.json rewritten")
     return 1 if n_bad else 0

@@ -83,8 +83,17 @@ def cache_info(cache: Cache) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as e:
         raise PrepareError(f"{cache.root}: prepare.json or manifest.json is unreadable ({e}); "
                            "use another --out") from None
-    if not isinstance(info, dict) or not isinstance(info.get("prepare_config") or {}, dict):
-        raise PrepareError(f"{cache.root}: prepare.json is not a prepare record; use another --out")
+    fields = {  # field -> valid value (absent fields are fine: an empty or new cache)
+        "dataset": lambda v: v is None or isinstance(v, str),
+        "classes": lambda v: v is None or (isinstance(v, list) and all(isinstance(c, str) for c in v)),
+        "prepare_config": lambda v: v is None or isinstance(v, dict),
+        "problems": lambda v: v is None or (isinstance(v, list) and all(
+            isinstance(p, dict) and isinstance(p.get("path"), str) and isinstance(p.get("reason"), str) for p in v)),
+    }
+    bad = [k for k, ok in fields.items() if isinstance(info, dict) and not ok(info.get(k))]
+    if not isinstance(info, dict) or bad:
+        raise PrepareError(f"{cache.root}: prepare.json is not a prepare record ({', '.join(bad) or 'not an object'}); "
+                           "use another --out")
     return info
 
 
