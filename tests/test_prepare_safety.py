@@ -181,3 +181,17 @@ def test_verify_reports_every_unreadable_record_and_keeps_it_listed(data, tmp_pa
     run_prepare(scan("custom", data / "m.csv"), out, CFG, **QUIET)
     assert main(["prepare", "verify", str(out)]) == 0
     assert np.array_equal(Cache(out).load("c1", verify=True)["face_found"].shape, (8,))
+
+
+def test_preview_replaces_only_an_earlier_preview(data, tmp_path, capsys):
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    argv = ["prepare", "custom", str(data / "m.csv"), "--out", str(tmp_path / "c"), "--detector", "none",
+            "--face-size", "16", "--gray", "--workers", "1", "--no-progress", "--preview"]
+    assert main(argv + [str(photo)]) == 0
+    assert "not an earlier mrpn preview" in capsys.readouterr().err and photo.read_bytes()[8:] == b"\0" * 40
+    mine = tmp_path / "sheet.png"
+    assert main(argv + [str(mine)]) == 0 and mine.stat().st_size > 100
+    before = mine.stat().st_mtime_ns
+    assert main(argv + [str(mine)]) == 0 and mine.stat().st_mtime_ns != before     # its own: replaced
+    capsys.readouterr()

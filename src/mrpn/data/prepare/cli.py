@@ -16,7 +16,7 @@ from mrpn.data.cache import Cache, CacheError, is_usable
 from mrpn.data.faces import DETECTORS
 from mrpn.data.prepare.clip import DATASETS, PrepareConfig, PrepareError
 from mrpn.data.prepare.merge import merge, verify
-from mrpn.data.prepare.preview import write_preview
+from mrpn.data.prepare.preview import PREVIEW_SOFTWARE, write_preview
 from mrpn.data.prepare.run import RunResult, parse_shard, run_prepare
 
 
@@ -163,6 +163,23 @@ def _prepare(args: argparse.Namespace) -> RunResult:
                        decode_threads=args.decode_threads)
 
 
+def _preview(args: argparse.Namespace, cache: Cache) -> Path | None:
+    """The contact sheet; outside the cache an existing file is replaced only when it is an
+    earlier preview (PNG tEXt `Software: mrpn prepare`)."""
+    from mrpn.inference.outputs import png_text
+
+    target = Path(args.out) / "preview.png" if args.preview is True else Path(args.preview)
+    inside = Path(args.out).resolve() in target.resolve().parents
+    if target.exists() and not inside and png_text(target).get("Software") != PREVIEW_SOFTWARE:
+        print(f"mrpn prepare: --preview {target}: exists and is not an earlier mrpn preview; not replaced "
+              "(choose another path)", file=sys.stderr)
+        return None
+    preview = write_preview(cache, target)
+    if preview is None:
+        print("preview: no clip with frames to show", file=sys.stderr)
+    return preview
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         if args.dataset == "merge":
@@ -173,12 +190,7 @@ def main(args: argparse.Namespace) -> int:
     except (PrepareError, CacheError) as e:
         return _err(str(e))
     cache = Cache(args.out)
-    preview = None
-    if args.preview:
-        target = Path(args.out) / "preview.png" if args.preview is True else Path(args.preview)
-        preview = write_preview(cache, target)
-        if preview is None:
-            print("preview: no clip with frames to show", file=sys.stderr)
+    preview = _preview(args, cache) if args.preview else None
     _print_summary(result, cache, preview)
     usable = sum(1 for r in cache.all_records() if is_usable(r))
     if usable == 0 and result.selected:

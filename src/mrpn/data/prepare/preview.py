@@ -2,12 +2,24 @@
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from mrpn.data.cache import Cache, CacheError, is_usable
 from mrpn.io import atomic_write_bytes
+
+PREVIEW_SOFTWARE = "mrpn prepare"
+
+
+def with_text(png: bytes, key: str, value: str) -> bytes:
+    """`png` with a tEXt chunk after IHDR (8-byte signature + 25-byte IHDR chunk): a marker that
+    lets a re-run recognise its own earlier preview."""
+    body = key.encode("latin-1") + b"\0" + value.encode("latin-1")
+    chunk = struct.pack(">I", len(body)) + b"tEXt" + body + struct.pack(">I", zlib.crc32(b"tEXt" + body))
+    return png[:33] + chunk + png[33:]
 
 
 def _tile(face: np.ndarray, tile: int, found: bool) -> np.ndarray:
@@ -85,7 +97,7 @@ def write_preview(cache: Cache, path: str | os.PathLike, n_clips: int = 6, n_fra
     ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError("PNG encoding failed")
-    atomic_write_bytes(path, png.tobytes())
+    atomic_write_bytes(path, with_text(png.tobytes(), "Software", PREVIEW_SOFTWARE))
     return Path(path)
 
 
