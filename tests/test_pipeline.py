@@ -3,7 +3,6 @@ predict (missing modalities) -> ONNX export. Tiny widths so the whole file runs 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np

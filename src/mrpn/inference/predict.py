@@ -7,7 +7,6 @@ A file that cannot be read gets a clear message and the others are still predict
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 

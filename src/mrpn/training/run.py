@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import time
@@ -24,7 +23,7 @@ from mrpn.config import Config, ConfigError, config_from_dict, load_config
 from mrpn.io import atomic_write_json
 from mrpn.training.checkpoint import (CheckpointError, check_compatible, load_checkpoint, load_model_weights,
                                       save_checkpoint)
-from mrpn.training.loop import autocast, evaluate, pick_device, train_one_epoch
+from mrpn.training.loop import evaluate, pick_device, train_one_epoch
 
 MODALITIES = {"vm": ("v",), "am": ("a",), "n0": ("v", "a"), "n1": ("v", "a"), "n2": ("v", "a")}
 RUN_LABELS = {"vm": "VM", "am": "AM", "n0": "N0", "n1": "N1", "n2": "N2 (MRPN)"}
