@@ -66,7 +66,6 @@ class TrainConfig:
     pretrained_v: str = ""            # extractor weights (safetensors) from `mrpn pretrain visual`
     pretrained_a: str = ""            # extractor weights from `mrpn pretrain audio`
     unimodal_runs: dict = field(default_factory=dict)  # late fusion: {"v": RUN_DIR, "a": RUN_DIR}
-    log_every: int = 0                # print a line every N steps (0 = progress bar only)
     save_features: bool = True        # write validation features.npz for t-SNE
 
 
@@ -164,6 +163,8 @@ def _coerce(value: Any, current: Any, key: str) -> Any:
 
 def set_key(cfg: Config, key: str, value: Any) -> None:
     """Set a dotted key ("train.lr") with type checking and a did-you-mean for typos."""
+    if key in RETIRED_KEYS:
+        raise ConfigError(f"config key {key!r} was removed: {RETIRED_KEYS[key]}")
     parts = key.split(".")
     obj: Any = cfg
     for i, part in enumerate(parts):
@@ -240,10 +241,21 @@ def load_config(preset: str = "paper", file: str | None = None, overrides: list[
     return cfg
 
 
+# Keys that older versions wrote into run folders and checkpoints and that no longer exist (a file
+# or override that sets one is still an error; a saved config that carries one still loads).
+RETIRED_KEYS = {
+    "train.log_every": "progress is printed as plain lines every 30 s when output is not a terminal",
+}
+
+
 def config_from_dict(d: dict[str, Any]) -> Config:
     """Rebuild a Config saved in a checkpoint or run folder (unknown keys are an error)."""
     # derived values stored beside the config in run folders and checkpoints
     d = {k: v for k, v in d.items() if k not in ("run_label", "n_folds", "protocol")}
+    for key in RETIRED_KEYS:
+        section, name = key.split(".")
+        if isinstance(d.get(section), dict) and name in d[section]:
+            d[section] = {k: v for k, v in d[section].items() if k != name}
     preset = d.pop("preset", "paper")
     return load_config(preset, base=d)
 

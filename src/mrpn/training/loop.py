@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from mrpn.models.loss import mrpn_loss
+from mrpn.progress import progress as progress_bar
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -41,13 +41,15 @@ def train_one_epoch(model: torch.nn.Module, loader, optimizer: torch.optim.Optim
     model.train()
     totals: dict[str, float] = {}
     n, correct, t0 = 0, 0, time.perf_counter()
-    bar = tqdm(loader, desc=desc, leave=False, unit="batch", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(loader, desc=desc, leave=False, unit="batch", disable=not progress)
     for batch in bar:
         batch = to_device(batch, device, channels_last)
         y = batch["label"]
         with autocast(device, precision):
             out = model(batch)
             loss, terms = mrpn_loss(out, y, task=task)
+        if not math.isfinite(loss.item()):  # before backward/step: the weights stay as they were
+            raise FloatingPointError(f"loss became {loss.item()} in {desc}; lower train.lr or use train.precision=fp32")
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -61,8 +63,6 @@ def train_one_epoch(model: torch.nn.Module, loader, optimizer: torch.optim.Optim
             scaler.update()
         else:
             optimizer.step()
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"loss became {loss.item()} in {desc}; lower train.lr or use train.precision=fp32")
         b = y.shape[0]
         n += b
         for k, v in terms.items():
@@ -90,7 +90,7 @@ def evaluate(model: torch.nn.Module, loader, device: torch.device, precision: st
     losses, ys, preds, probs, idx = [], [], [], [], []
     feats: dict[str, list[np.ndarray]] = {}
     side: dict[str, list[np.ndarray]] = {}
-    for batch in tqdm(loader, desc=desc, leave=False, unit="batch", disable=not progress, dynamic_ncols=True):
+    for batch in progress_bar(loader, desc=desc, leave=False, unit="batch", disable=not progress):
         batch = to_device(batch, device, channels_last)
         y = batch["label"]
         with autocast(device, precision):
