@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from mrpn.models.build import ModelConfig
+from mrpn import registry
 
 
 class ConfigError(ValueError):
@@ -67,6 +67,30 @@ class TrainConfig:
     pretrained_a: str = ""            # extractor weights from `mrpn pretrain audio`
     unimodal_runs: dict = field(default_factory=dict)  # late fusion: {"v": RUN_DIR, "a": RUN_DIR}
     save_features: bool = True        # write validation features.npz for t-SNE
+
+
+@dataclass
+class ModelConfig:
+    kind: str = "n2"                 # a model kind of mrpn.registry: VM/AM (Table 1), N0/N1/N2 (eqs. 7-9)
+    n_classes: int = 8               # RAVDESS 8, CREMA-D 6; number of targets for regression
+    task: str = "classification"     # or "regression"
+    aggregator: str = "lstm"         # an aggregator of mrpn.registry: lstm, bilstm, transformer (5.6)
+    agg_hidden: int = 256
+    agg_layers: int = 1
+    agg_heads: int = 4               # transformer only
+    agg_dropout: float = 0.0         # between LSTM layers / inside transformer layers
+    agg_pos: str = "learned"         # transformer positional encoding: "learned" or "sinusoidal"
+    agg_max_len: int = 512           # transformer: longest sequence
+    fusion_hidden: int = 256         # hidden DenseUnit of Scoring (eq. 2)
+    fusion_input_norm: bool = True   # FeatureNorm after Concatenate (eq. 3) or not (eq. 4)
+    dropout: float = 0.3             # Scoring dropout
+    video_width: int = 64
+    video_in_channels: int = 3
+    video_stem: str = "imagenet"
+    audio_width: int = 64
+    audio_in_channels: int = 1
+    audio_stem: str = "imagenet"
+    zero_init_residual: bool = False
 
 
 @dataclass
@@ -271,8 +295,8 @@ def _parse_scalar(v: str) -> Any:
 
 def validate(cfg: Config) -> None:
     choices = {
-        "model.kind": (cfg.model.kind, ("vm", "am", "n0", "n1", "n2")),
-        "model.aggregator": (cfg.model.aggregator, ("lstm", "bilstm", "transformer")),
+        "model.kind": (cfg.model.kind, tuple(registry.KINDS)),
+        "model.aggregator": (cfg.model.aggregator, tuple(registry.AGGREGATORS)),
         "train.strategy": (cfg.train.strategy, ("end-to-end", "late")),
         "data.spatial_aug": (cfg.data.spatial_aug, ("clip", "frame", "none")),
         "train.precision": (cfg.train.precision, ("auto", "bf16", "fp32")),
@@ -281,8 +305,9 @@ def validate(cfg: Config) -> None:
     for key, (val, ok) in choices.items():
         if val not in ok:
             raise ConfigError(f"{key}={val!r}: choose one of {', '.join(ok)}")
-    if cfg.train.strategy == "late" and cfg.model.kind not in ("n0", "n1", "n2"):
-        raise ConfigError("train.strategy=late needs a fusion model (n0, n1 or n2)")
+    if cfg.train.strategy == "late" and not registry.kind(cfg.model.kind).fusion:
+        fusion = [k.name for k in registry.KINDS.values() if k.fusion]
+        raise ConfigError(f"train.strategy=late needs a fusion model ({', '.join(fusion)})")
     if cfg.data.segment_hop_s <= 0 or cfg.data.segment_s <= 0:
         raise ConfigError("data.segment_s and data.segment_hop_s must be > 0")
     if cfg.train.batch_size < 1 or cfg.train.epochs < 1:

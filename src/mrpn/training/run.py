@@ -19,28 +19,23 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from mrpn import registry
 from mrpn.config import Config, ConfigError, config_from_dict, load_config
 from mrpn.io import atomic_write_json
 from mrpn.training.checkpoint import (CheckpointError, check_compatible, load_checkpoint, load_model_weights,
                                       save_checkpoint)
 from mrpn.training.loop import evaluate, pick_device, train_one_epoch
 
-MODALITIES = {"vm": ("v",), "am": ("a",), "n0": ("v", "a"), "n1": ("v", "a"), "n2": ("v", "a")}
-RUN_LABELS = {"vm": "VM", "am": "AM", "n0": "N0", "n1": "N1", "n2": "N2 (MRPN)"}
-
-
 def run_label(cfg: Config) -> str:
-    kind = cfg.model.kind
-    label = RUN_LABELS[kind]
-    if kind in ("n0", "n1", "n2"):
-        label += f" ({cfg.train.strategy})"
-    setting = []
-    setting.append("T" if cfg.data.time_aug else "NT")
-    if "a" in MODALITIES[kind]:
-        hop = cfg.data.segment_hop_s
-        setting.append(("AO" if abs(hop - 0.2) < 1e-9 else f"AO{hop:g}s") if hop < cfg.data.segment_s else "WO")
-    if "v" in MODALITIES[kind] and cfg.data.spatial_aug != "none":
-        setting.append("VA" if cfg.data.spatial_aug == "clip" else "VA-frame")
+    """"N2 (MRPN) (end-to-end) [T+AO+VA]": the kind, the strategy of a fusion, and the settings of
+    Table 1 (time augmentation T/NT, then each modality's tag in `setting_order`)."""
+    kind = registry.kind(cfg.model.kind)
+    label = kind.label + (f" ({cfg.train.strategy})" if kind.fusion else "")
+    setting = ["T" if cfg.data.time_aug else "NT"]
+    for spec in sorted((registry.modality(m) for m in kind.modalities), key=lambda s: s.setting_order):
+        tag = spec.setting(cfg.data)
+        if tag:
+            setting.append(tag)
     return f"{label} [{'+'.join(setting)}]"
 
 
@@ -150,8 +145,9 @@ def load_pretrained_extractors(model: torch.nn.Module, cfg: Config) -> list[str]
     from safetensors.torch import load_file
 
     done = []
-    for m, path in (("v", cfg.train.pretrained_v), ("a", cfg.train.pretrained_a)):
-        if not path or m not in MODALITIES[cfg.model.kind]:
+    for m in registry.modalities_of(cfg.model.kind):
+        path = getattr(cfg.train, f"pretrained_{m}", "")  # train.pretrained_<modality>
+        if not path:
             continue
         if not Path(path).is_file():
             raise ConfigError(f"pretrained weights not found: {path}")
@@ -199,7 +195,7 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
     if not tr_idx or not va_idx:
         raise ConfigError(f"fold {fold.name}: {len(tr_idx)} training and {len(va_idx)} validation clips; "
                           f"the cache holds actors {sorted(set(c.actor for c in clips))}")
-    modalities = MODALITIES[cfg.model.kind]
+    modalities = registry.modalities_of(cfg.model.kind)
     from mrpn.training import distributed as D
 
     info, ddp_device = D.setup(cfg.train.device)
@@ -310,7 +306,7 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
     load_model_weights(core, ck["model"], best_path)
     ev = D.gather_eval(evaluate(core, make_loader(val_ds, cfg, False), device, cfg.train.precision,
                                 cfg.train.channels_last, task, collect_features=cfg.train.save_features,
-                                side_heads=cfg.model.kind in ("n1", "n2"), progress=progress), info)
+                                side_heads=registry.kind(cfg.model.kind).side_heads, progress=progress), info)
     metrics = compute_metrics(ev["y_true"], ev["y_pred"], classes)
     metrics.update({
         "run_label": cfg_dict["run_label"], "model": cfg.model.kind, "strategy": cfg.train.strategy,
@@ -349,7 +345,9 @@ def _prepare_late(cfg: Config, model, fold_index: int, fold_dir: Path, progress:
     """Late fusion (paper 1.3, 3.3): uni-modal VM/AM trained first, then frozen under the fusion."""
     from mrpn.models.fusion import freeze_branches, load_branch_weights
 
-    for m, kind in (("v", "vm"), ("a", "am")):
+    modalities = registry.modalities_of(cfg.model.kind)
+    for m in modalities:
+        kind = registry.unimodal_kind(m).name
         src = cfg.train.unimodal_runs.get(m)
         if src:
             uni_dir = Path(src) / f"fold_{fold_index:02d}"
@@ -376,7 +374,7 @@ def _prepare_late(cfg: Config, model, fold_index: int, fold_dir: Path, progress:
         except (RuntimeError, KeyError) as e:
             raise CheckpointError(f"late fusion: the {kind.upper()} branch in {best} does not fit this model "
                                   f"(aggregator, width or stem differ?): {str(e).splitlines()[0][:200]}") from None
-    freeze_branches(model, ("v", "a"))
+    freeze_branches(model, modalities)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,9 +385,9 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="cpu", choices=["paper", "cpu"],
                    help="paper: the paper's settings (for a GPU); cpu: smaller, trains a fold in minutes (default)")
     p.add_argument("--config", help="YAML config file (its keys override the preset)")
-    p.add_argument("--model", choices=list(MODALITIES), help="vm, am, n0, n1 or n2 (= MRPN)")
+    p.add_argument("--model", choices=list(registry.KINDS), help=", ".join(registry.KINDS) + " (n2 = MRPN)")
     p.add_argument("--strategy", choices=["end-to-end", "late"])
-    p.add_argument("--aggregator", choices=["lstm", "bilstm", "transformer"])
+    p.add_argument("--aggregator", choices=list(registry.AGGREGATORS))
     p.add_argument("--dataset", help="ravdess, cremad, custom, synth or paired (RAVDESS audio + FER2013 faces)")
     p.add_argument("--cache", help="folder written by `mrpn prepare`")
     p.add_argument("--fer", help="FER2013 root (paired benchmark)")
@@ -427,7 +425,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def default_run_name(cfg: Config) -> str:
     parts = [cfg.data.dataset, cfg.model.kind]
-    if cfg.model.kind in ("n0", "n1", "n2"):
+    if registry.kind(cfg.model.kind).fusion:
         parts.append("late" if cfg.train.strategy == "late" else "e2e")
     parts.append("T" if cfg.data.time_aug else "NT")
     if cfg.data.protocol:
