@@ -71,7 +71,7 @@ class TrainConfig:
 
 @dataclass
 class ModelConfig:
-    kind: str = "n2"                 # a model kind of mrpn.registry: VM/AM (Table 1), N0/N1/N2 (eqs. 7-9)
+    kind: str = registry.DEFAULT_KIND  # a model kind of mrpn.registry: VM/AM (Table 1), N0/N1/N2 (eqs. 7-9)
     n_classes: int = 8               # RAVDESS 8, CREMA-D 6; number of targets for regression
     task: str = "classification"     # or "regression"
     aggregator: str = "lstm"         # an aggregator of mrpn.registry: lstm, bilstm, transformer (5.6)

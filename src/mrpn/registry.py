@@ -148,6 +148,7 @@ def modality_sets(kind_name: str) -> list[tuple[str, ...]]:
 # ---------------------------------------------------------------------------------------------
 
 V, A = "v", "a"
+DEFAULT_KIND = "n2"   # ModelConfig.kind's default: the paper's MRPN
 
 register_modality(ModalitySpec(
     name=V, title="video", axis="frames", duration=_video.duration, present=_video.present,

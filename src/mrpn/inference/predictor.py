@@ -103,7 +103,9 @@ class Predictor:
         clip = Clip(id="predict", dataset="", label=0, label_name="", actor="", video=video, audio=audio)
         record, arr = prepare_clip(clip, config, detector=self.detector())
         flags = record["flags"]
-        notes = [n for n in record["notes"] if "no face found" not in n]
+        # the notes below say the same in the words of a prediction (the cache stores silence as zeros)
+        notes = [n for n in record["notes"] if not any(s in n for s in ("no face found", "silent audio",
+                                                                          "no audio stream"))]
         fps = float(arr["fps"])
         faces, found = arr["faces"], arr["face_found"]
         if video and is_image(video):
