@@ -22,8 +22,6 @@ NAMES_EXCEPTIONS = {
     "data/media.py": "'v' is the V plane of a YUV frame, not a modality",
     "data/synth_voice.py": "'a' is a vowel",
     "demo.py": "the demo's list of models to train (issue 11 moves the demo)",
-    "evaluation/tsne.py": "panel titles per feature set (to derive from registry titles)",
-    "evaluation/report.py": "display names per feature set (to derive from registry titles)",
 }
 
 # Import layers: a module may import its own layer or lower ones, never a higher one.
@@ -49,7 +47,6 @@ MODULE_EXCEPTIONS = {
     "training/run.py": "issue 9 (coordinator) is editing it; split after that lands",
     "data/datasets.py": "to split: one module per corpus",
     "data/faces.py": "to split: detectors, crop geometry, tracker",
-    "evaluation/report.py": "to split: loading, tables, rendering, CLI",
 }
 MAX_FUNCTION_LINES = 80
 FUNCTION_EXCEPTIONS = {

@@ -48,6 +48,7 @@ class ModalitySpec:
     setting_order: int = 0                      # tags are sorted by this (the paper writes AO before VA)
     missing: str = ""                           # what a window lacks when unusable ("detected face")
     absent_note: str = ""                       # note when present but not usable in a whole file
+    display: str = ""                           # the paper's word in tables and figures ("image")
 
     def windows(self, ex, windows: list[tuple[float, float]], d) -> list:
         """Keys of each window; one `select` per window unless the modality shares elements."""
@@ -134,6 +135,12 @@ def unimodal_kind(m: str) -> ModelKind:
     raise ValueError(f"no uni-modal model kind is registered for modality {m!r}")
 
 
+def display_name(m: str) -> str:
+    """How tables and figures name modality m (its `display` word, else its title)."""
+    spec = MODALITIES.get(m)
+    return (spec.display or spec.title) if spec else m
+
+
 def modality_sets(kind_name: str) -> list[tuple[str, ...]]:
     """The modality sets a model can score: all of them, plus each one alone when it has side heads."""
     k = kind(kind_name)
@@ -154,7 +161,7 @@ register_modality(ModalitySpec(
     name=V, title="video", axis="frames", duration=_video.duration, present=_video.present,
     usable=_video.usable, select=_video.select, inputs=_video.inputs, element_shape=_video.element_shape,
     extractor="video", select_windows=_video.select_windows, setting=_video.setting, setting_order=1,
-    missing="detected face", absent_note="no face found in any frame"))
+    missing="detected face", absent_note="no face found in any frame", display="image"))
 register_modality(ModalitySpec(
     name=A, title="audio", axis="segments", duration=_audio.duration, present=_audio.present,
     usable=_audio.usable, select=_audio.select, inputs=_audio.inputs, element_shape=_audio.element_shape,
