@@ -49,3 +49,20 @@ def test_predictor_on_a_raw_file_matches_evaluation_from_the_cache(shared_data, 
     np.testing.assert_allclose(got, whole, atol=1e-4)  # Prediction rounds to 4 decimals
     for m, probs in side.items():
         np.testing.assert_allclose([pred.per_modality[m][c] for c in p.classes], probs, atol=1e-4)
+
+
+def test_a_small_face_image_is_read_like_fer2013_in_training(shared_data):
+    """A 48x48 FER2013 image is a face crop already: `predict_file` must use it whole (the paired
+    benchmark's training path), not run a face detector on it (which mostly finds no face)."""
+    import cv2
+
+    from mrpn.inference.predictor import Predictor
+
+    p = Predictor()
+    for f in sorted((shared_data / "fer2013" / "test" / "happy").glob("*.jpg"))[:3]:
+        served = p.predict_file(str(f))
+        img = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+        trained = p.predict_arrays(img[None, :, :, None], None, 1.0, None)
+        assert served.modalities_used == [registry.V] and any("face crop" in n for n in served.notes)
+        np.testing.assert_allclose([served.probabilities[c] for c in p.classes],
+                                   [trained.probabilities[c] for c in p.classes], atol=1e-4)

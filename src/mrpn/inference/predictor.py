@@ -92,6 +92,7 @@ class Predictor:
         from dataclasses import asdict
 
         from mrpn.data.clip import Clip
+        from mrpn.data.faces import make_detector
         from mrpn.data.media import is_image
         from mrpn.data.prepare import PrepareConfig, prepare_clip
 
@@ -100,8 +101,14 @@ class Predictor:
             video, audio = None, audio or video
         config = PrepareConfig(**asdict(self.face_config()), sample_rate=self.cfg.data.sample_rate,
                                include_no_face=True)
+        detector, crop_note = self.detector(), None
+        if video and self.is_face_crop(video):
+            # A small image is a face crop already (FER2013: 48x48): used whole, as FER2013 images are
+            # in training. Run through a face detector it is mostly not found, or cropped again.
+            config.detector, detector = "none", make_detector("none")
+            crop_note = "small image: taken as a face crop (no face detection)"
         clip = Clip(id="predict", dataset="", label=0, label_name="", actor="", video=video, audio=audio)
-        record, arr = prepare_clip(clip, config, detector=self.detector())
+        record, arr = prepare_clip(clip, config, detector=detector)
         flags = record["flags"]
         # the notes below say the same in the words of a prediction (the cache stores silence as zeros)
         notes = [n for n in record["notes"] if not any(s in n for s in ("no face found", "silent audio",
@@ -110,6 +117,8 @@ class Predictor:
         faces, found = arr["faces"], arr["face_found"]
         if video and is_image(video):
             fps = 1.0  # one image is one second of "video"
+        if crop_note:
+            notes.append(crop_note)
         wave = arr["audio"]
         if "no_audio" in flags:
             notes.append("no audio stream")
@@ -119,6 +128,18 @@ class Predictor:
             wave = None
         return {"faces": faces, "found": found, "fps": fps, "audio": wave, "silent": "silent_audio" in flags,
                 "notes": notes, "timing": {"read_s": time.perf_counter() - t0}}
+
+    def is_face_crop(self, path: str) -> bool:
+        """An image no larger than twice the model's face crop is taken to be a face crop already."""
+        from mrpn.data.media import MediaError, is_image, read_image
+
+        if self.detector_name == "none" or not is_image(path):
+            return False
+        try:
+            h, w = read_image(path).shape[:2]
+        except (MediaError, OSError):
+            return False  # prepare_clip reports the unreadable file
+        return max(h, w) <= 2 * self.cfg.data.face_size
 
     @torch.no_grad()
     def _extract(self, m: str, x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
