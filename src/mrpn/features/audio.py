@@ -3,17 +3,21 @@
 Per-segment functions shared by training (`data.loader`), the `Predictor` and the `StreamPredictor`:
 `select` gives the segments of [t0, t1) as rows (start, end) in samples (1 s segments with a 0.2 s
 AO or 1 s WO hop; a range shorter than one segment gives one segment, zero-padded after `end`),
-`inputs` turns them into [N, 1, F, W] spectrograms (`features.spectrogram`).
+`inputs` turns them into [N, 1, F, W] spectrograms (`features.spectrogram.audio_segments`: the
+configured front end, linear or log-mel), with SpecAugment masks when a random generator is given
+(training only).
 
 The example `ex` holds `audio`, the standardised float32 wave at `d.sample_rate` (or None).
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mrpn.features.spectrogram import spectrogram_segments
+from mrpn.features.spectrogram import audio_segments, spec_augment
 
 
 def duration(ex, d) -> float:
@@ -53,15 +57,17 @@ def select(ex, t0: float, t1: float, d) -> np.ndarray:
 
 def inputs(ex, keys: np.ndarray, d, rng: np.random.Generator | None = None) -> torch.Tensor:
     """Spectrograms [N, 1, F, W] of the segments `keys`, in one batched STFT: the segments are laid
-    end to end and cut again without overlap."""
+    end to end and cut again without overlap. SpecAugment (training) when rng is given."""
     seg, _ = _sizes(d)
     parts = []
     for s, e in keys:
         w = torch.from_numpy(np.ascontiguousarray(ex.audio[s:e], dtype=np.float32))
         parts.append(F.pad(w, (0, seg - w.numel())) if w.numel() < seg else w)
     wave = torch.cat(parts) if parts else torch.zeros(seg)
-    return spectrogram_segments(wave, d.sample_rate, d.segment_s, d.segment_s, d.n_fft, d.hop_length,
-                                tuple(d.spec_size))
+    x = audio_segments(wave, replace(d, segment_hop_s=d.segment_s))
+    if rng is not None and (d.specaug_freq or d.specaug_time):
+        x = spec_augment(x, rng, d.specaug_freq, d.specaug_time, d.specaug_masks)
+    return x
 
 
 def element_shape(d) -> tuple[int, int, int]:

@@ -1,6 +1,6 @@
 """Config -> model: the VM / AM baselines of Table 1 and the N0 / N1 / N2 networks of eqs. (7)-(9).
 
-Section 5.2: every modality uses an extractor F_m (ResNet-18 for the built-in ones) and an
+Section 5.2: every modality uses an extractor F_m (ResNet-18, or a plain CNN) and an
 aggregator A_m (by default an LSTM); which modalities a kind uses, its FusionNet variant and the
 aggregator classes come from `mrpn.registry`.
 """
@@ -12,22 +12,30 @@ from mrpn import registry
 from mrpn.config import ModelConfig
 
 from .aggregators import make_aggregator
+from .cnn import ConvNet
 from .fusion import FusionNet, ModalityBranch, UniModalNet
 from .resnet import ResNet18
 
 __all__ = ["ModelConfig", "build_model", "build_branch", "build_aggregator", "count_parameters", "KINDS"]
 
 KINDS = tuple(registry.KINDS)  # the built-in kinds, for tests and docs
+EXTRACTORS = ("resnet18", "cnn")
 
 
 def build_extractor(cfg: ModelConfig, modality: str) -> nn.Module:
-    """F_m: a ResNet18 sized by the ModelConfig fields `<prefix>_in_channels/_width/_stem`, or the
-    modality's own factory."""
+    """F_m of eq. (1): the modality's own factory, or the network named by the ModelConfig fields
+    `<prefix>_extractor` ("resnet18", the paper's, or the plain 4-block "cnn"), `_in_channels`,
+    `_width`, `_stem`, where the modality's spec names the prefix ("video", "audio")."""
     ext = registry.modality(modality).extractor
     if callable(ext):
         return ext(cfg)
-    return ResNet18(getattr(cfg, f"{ext}_in_channels"), getattr(cfg, f"{ext}_width"), getattr(cfg, f"{ext}_stem"),
-                    cfg.zero_init_residual)
+    net = getattr(cfg, f"{ext}_extractor", "resnet18")
+    channels, width = getattr(cfg, f"{ext}_in_channels"), getattr(cfg, f"{ext}_width")
+    if net == "resnet18":
+        return ResNet18(channels, width, getattr(cfg, f"{ext}_stem"), cfg.zero_init_residual)
+    if net == "cnn":
+        return ConvNet(channels, width, blocks=4, dropout=cfg.extractor_dropout)
+    raise ValueError(f"extractor must be one of {EXTRACTORS}, got {net!r}")
 
 
 def build_aggregator(cfg: ModelConfig, in_dim: int) -> nn.Module:
