@@ -75,8 +75,10 @@ def test_late_fusion_keeps_unimodal_weights_frozen(corpus):
 
     root, _ = corpus
     cfg = cfg_for(root, "late", "model.kind=n0", "train.strategy=late")
+    given = cfg.to_dict()
     d = root / "runs" / "late" / "fold_01"
     run_fold(cfg, 1, d, progress=False, log=lambda *a: None)
+    assert cfg.to_dict() == given  # run_fold works on its own copy (n_classes, late-fusion settings)
     fused = load_checkpoint(d / "last.pt")["model"]
     for m in ("v", "a"):
         uni = load_checkpoint(d / f"unimodal_{m}" / "best.pt")["model"]

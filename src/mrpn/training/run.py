@@ -136,9 +136,7 @@ def _worker_init(_: int) -> None:
 def build(cfg: Config, n_classes: int) -> torch.nn.Module:
     from mrpn.models.build import build_model
 
-    mcfg = replace(cfg.model, n_classes=n_classes)
-    cfg.model = mcfg
-    return build_model(mcfg)
+    return build_model(replace(cfg.model, n_classes=n_classes))
 
 
 def load_pretrained_extractors(model: torch.nn.Module, cfg: Config) -> list[str]:
@@ -269,6 +267,8 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
         log = lambda *a, **k: None  # noqa: E731  (rank 0 speaks for all)
         progress = False
     seed_everything(cfg.train.seed)
+    # the caller's config stays as it was; this fold's copy records the number of classes
+    cfg = replace(cfg, model=replace(cfg.model, n_classes=len(classes)))
     model = build(cfg, len(classes)).to(device)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
