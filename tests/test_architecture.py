@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mrpn"
 # Files allowed to spell a modality or model-kind name: the registry and each modality's own code.
 NAMES_HOME = {"registry.py", "features/video.py", "features/audio.py", "features/spectrogram.py"}
 NAMES_EXCEPTIONS = {
-    "models/fusion.py": "FusionNet's own variants n0/n1/n2 (eqs. 7-9) and UniModalNet's default modality",
+    "models/fusion.py": "FusionNet's own variants n0/n1/n2 (eqs. 7-9), which the registry's kinds name",
     "data/media.py": "'v' is the V plane of a YUV frame, not a modality",
     "data/synth_voice.py": "'a' is a vowel",
     "demo.py": "the demo's list of models to train (issue 11 moves the demo)",
