@@ -187,10 +187,11 @@ def test_export_onnx_parity_and_backend(n2_run, corpus, tmp_path):
     assert max(abs(a["probabilities"][c] - b["probabilities"][c]) for c in a["classes"]) <= 1e-4
 
 
-def test_cli_train_errors_are_messages(corpus, capsys):
+def test_cli_train_errors_are_messages(corpus, capsys, tmp_path, monkeypatch):
     from mrpn.cli import main
 
     root, _ = corpus
+    monkeypatch.chdir(tmp_path)  # the default --out is ./runs: keep it out of the working tree
     assert main(["train", "--cache", str(root / "nope"), "--model", "n2", "--quiet"]) == 2
     assert "cache folder not found" in capsys.readouterr().err
     assert main(["train", "--cache", str(root / "cache"), "--set", "train.lrr=1", "--quiet"]) == 2
