@@ -1,8 +1,10 @@
 """Emotion over time for any video: load a model once, predict files, arrays or a live stream.
 
-The same transforms as evaluation (`mrpn.data.loader`) turn face crops and the standardised
-16 kHz wave into model inputs. Over time, the paper's 1 s audio segment with a 0.2 s hop defines
-the windows; each window also takes the face frames inside it. The whole-file label is the model
+A file is read by `mrpn prepare`'s own per-clip step (`prepare_clip`: decode, track and crop faces,
+16 kHz standardised audio), and each modality's per-element functions (`mrpn.registry`,
+`mrpn/features/`) turn it into model inputs, as the data loader does for training and evaluation.
+Over time, the paper's 1 s audio segment with a 0.2 s hop defines the windows; each window also
+takes the face frames inside it. The whole-file label is the model
 on the whole clip (as in training) for clips up to `max_clip_s`, and the mean of the window
 probabilities for longer files, whose length the sequence models never saw in training.
 
