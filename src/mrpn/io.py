@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import os
+import struct
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -75,6 +76,33 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_text(path: Path, limit: int = 64) -> dict[str, str]:
+    """The tEXt chunks of a PNG ({} when it is not a PNG); reads chunk headers only, up to IDAT."""
+    out: dict[str, str] = {}
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != PNG_SIGNATURE:
+                return {}
+            for _ in range(limit):
+                head = f.read(8)
+                if len(head) < 8:
+                    break
+                n, kind = struct.unpack(">I4s", head)
+                if kind in (b"IDAT", b"IEND") or n > 1 << 20:
+                    break
+                body = f.read(n)
+                f.seek(4, os.SEEK_CUR)        # CRC
+                if kind == b"tEXt" and b"\0" in body:
+                    k, v = body.split(b"\0", 1)
+                    out[k.decode("latin-1")] = v.decode("latin-1")
+    except OSError:
+        return {}
+    return out
+
+
 def _json_default(o: Any) -> Any:
     import numpy as np
 
@@ -90,6 +118,6 @@ def _json_default(o: Any) -> Any:
 
 
 __all__ = [
-    "TMP_TAG", "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
+    "TMP_TAG", "png_text", "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
     "atomic_write_with", "sha256_file", "sha256_bytes",
 ]

@@ -13,30 +13,24 @@ file and the cause):
    against MAX_PARAMS, and its tensor names and shapes compared with the file's header;
 5. only then are the tensors read and the real model built.
 
-Checkpoints (`.pt`) are read with `torch.load(weights_only=True)` after the size check and go
+Steps 1-2 (and the name/shape comparison) live in `mrpn.checkpoint`, where training reads
+pretrained extractors with them too. Checkpoints (`.pt`) are read with `torch.load(weights_only=True)` after the size check and go
 through steps 3-5. A pickle that needs more than plain tensors is refused with the safe way out.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
-import struct
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from mrpn.config import Config, ConfigError, config_from_dict
-from mrpn.training.checkpoint import SAFE_WAY, CheckpointError
+from mrpn.checkpoint import (MAX_FILE_BYTES, SAFE_WAY, ModelFileError, check_tensors,  # noqa: F401 (re-exported)
+                             load_safetensors_checked, read_header)
 
-MAX_FILE_BYTES = 2 << 30          # 2 GiB: the paper-size N2 in fp32 is about 0.1 GB
-MAX_HEADER_BYTES = 16 << 20
-MAX_META_BYTES = 256 << 10
 MAX_PARAMS = 300_000_000          # the paper's N2 has about 25 M
 MAX_CLASSES = 256
 MAX_CLASS_LEN = 64
-DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 
 # (low, high) for every size the model file can declare: values outside are refused before building.
 LIMITS: dict[str, tuple[float, float]] = {
@@ -50,53 +44,8 @@ LIMITS: dict[str, tuple[float, float]] = {
 }
 
 
-class ModelFileError(CheckpointError):
-    """A model file that is malformed, inconsistent or too large; the message is one line."""
-
-
 def _fail(path, why: str) -> ModelFileError:
     return ModelFileError(f"{path}: {why}")
-
-
-def read_header(path: Path) -> tuple[dict[str, tuple[str, tuple[int, ...]]], dict[str, str]]:
-    """({tensor name: (dtype, shape)}, metadata) from a safetensors header, every field checked."""
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise _fail(path, f"{size / 2**30:.1f} GiB is over the {MAX_FILE_BYTES >> 30} GiB limit for a model file")
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise _fail(path, "not a safetensors file (shorter than its 8-byte header length)")
-        (n,) = struct.unpack("<Q", head)
-        if n > MAX_HEADER_BYTES or 8 + n > size:
-            raise _fail(path, f"not a safetensors file (header length {n} does not fit the file of {size} bytes)")
-        raw = f.read(n)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise _fail(path, "not a safetensors file (its header is not JSON)") from None
-    if not isinstance(header, dict):
-        raise _fail(path, "not a safetensors file (its header is not a JSON object)")
-    meta = header.pop("__metadata__", None) or {}
-    if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
-        raise _fail(path, "metadata must map strings to strings")
-    if any(len(v) > MAX_META_BYTES for v in meta.values()):
-        raise _fail(path, f"a metadata value is longer than {MAX_META_BYTES} bytes")
-    return {k: _tensor_entry(path, k, v, size - 8 - n) for k, v in header.items()}, meta
-
-
-def _tensor_entry(path, name: str, e: Any, data_bytes: int) -> tuple[str, tuple[int, ...]]:
-    if not isinstance(e, dict) or e.get("dtype") not in DTYPE_BYTES:
-        raise _fail(path, f"tensor {name[:80]!r}: unknown or missing dtype")
-    shape, off = e.get("shape"), e.get("data_offsets")
-    if not isinstance(shape, list) or len(shape) > 8 or not all(type(s) is int and s >= 0 for s in shape):
-        raise _fail(path, f"tensor {name[:80]!r}: shape must be a list of at most 8 non-negative integers")
-    if not (isinstance(off, list) and len(off) == 2 and all(type(o) is int for o in off)
-            and 0 <= off[0] <= off[1] <= data_bytes):
-        raise _fail(path, f"tensor {name[:80]!r}: data offsets lie outside the file")
-    if off[1] - off[0] != math.prod(shape) * DTYPE_BYTES[e["dtype"]]:
-        raise _fail(path, f"tensor {name[:80]!r}: {off[1] - off[0]} bytes do not match shape {shape}")
-    return e["dtype"], tuple(shape)
 
 
 def check_classes(path, classes: Any) -> list[str]:
@@ -151,40 +100,6 @@ def expected_shapes(path, cfg: Config) -> dict[str, tuple[int, ...]]:
     if n > MAX_PARAMS:
         raise _fail(path, f"the declared model has {n / 1e6:.0f} M parameters, over the {MAX_PARAMS / 1e6:.0f} M limit")
     return {k: tuple(v.shape) for k, v in sd.items()}
-
-
-def check_tensors(path, found: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]],
-                  what: str = "the declared model") -> None:
-    missing = sorted(set(expected) - set(found))
-    extra = sorted(set(found) - set(expected))
-    if missing or extra:
-        parts = ([f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}"] if missing else []) + \
-                ([f"unexpected {', '.join(repr(x[:60]) for x in extra[:3])}{' ...' if len(extra) > 3 else ''}"]
-                 if extra else [])
-        raise _fail(path, f"its tensors do not fit {what}: " + "; ".join(parts))
-    for k, shape in expected.items():
-        if tuple(found[k]) != shape:
-            raise _fail(path, f"does not fit {what}: tensor {k} has shape {list(found[k])}, needs {list(shape)}")
-
-
-def load_safetensors_checked(path: str | os.PathLike, expected: dict[str, tuple[int, ...]] | None = None,
-                             what: str = "the declared model") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(tensors, metadata) of a safetensors file whose header was checked first (and, given
-    `expected`, whose names and shapes match it) so no tensor is read from a bad file."""
-    from safetensors import SafetensorError, safe_open
-
-    p = Path(path)
-    if not p.is_file():
-        raise ModelFileError(f"{p}: file not found")
-    tensors, meta = read_header(p)
-    if expected is not None:
-        check_tensors(p, {k: s for k, (_d, s) in tensors.items()}, expected, what)
-    try:
-        with safe_open(str(p), framework="pt") as f:
-            sd = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not iterable
-    except (SafetensorError, OSError, RuntimeError, ValueError) as e:
-        raise _fail(p, f"not a readable safetensors file ({str(e).splitlines()[0][:120]})") from None
-    return sd, meta
 
 
 __all__ = [

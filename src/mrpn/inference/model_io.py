@@ -15,11 +15,7 @@ import torch
 
 from mrpn.config import Config
 from mrpn.inference.model_check import ModelFileError
-from mrpn.training.checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-    load_model_weights,
-)
+from mrpn.checkpoint import CheckpointError, load_checkpoint, load_model_weights
 
 DEFAULT_MODEL = "mrpn-default.safetensors"
 FORMAT = "mrpn-model-1"

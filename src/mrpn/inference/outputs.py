@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import struct
 from pathlib import Path
 
+from mrpn.io import png_text
+
 GENERATOR = "mrpn predict"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class OutputError(Exception):
@@ -30,30 +30,6 @@ def is_mrpn_json(path: Path) -> bool:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return False
     return isinstance(obj, dict) and obj.get("generator") == GENERATOR
-
-
-def png_text(path: Path, limit: int = 64) -> dict[str, str]:
-    """The tEXt chunks of a PNG ({} when it is not a PNG); reads chunk headers only, up to IDAT."""
-    out: dict[str, str] = {}
-    try:
-        with open(path, "rb") as f:
-            if f.read(8) != PNG_SIGNATURE:
-                return {}
-            for _ in range(limit):
-                head = f.read(8)
-                if len(head) < 8:
-                    break
-                n, kind = struct.unpack(">I4s", head)
-                if kind in (b"IDAT", b"IEND") or n > 1 << 20:
-                    break
-                body = f.read(n)
-                f.seek(4, os.SEEK_CUR)        # CRC
-                if kind == b"tEXt" and b"\0" in body:
-                    k, v = body.split(b"\0", 1)
-                    out[k.decode("latin-1")] = v.decode("latin-1")
-    except OSError:
-        return {}
-    return out
 
 
 def is_mrpn_png(path: Path) -> bool:

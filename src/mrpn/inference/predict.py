@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from mrpn import registry
 from mrpn.argtypes import positive_float
 from mrpn.inference.outputs import GENERATOR, OutputError, check_outputs, plan_outputs
 from mrpn.io import atomic_write_json
@@ -58,7 +59,7 @@ def format_prediction(pred: dict, max_rows: int = 20) -> str:
              f"  modalities: {'+'.join(pred['modalities_used'])}  duration {pred['duration_s']:.2f} s"]
     for m, p in pred.get("per_modality", {}).items():
         top = max(p, key=p.get)
-        lines.append(f"  {'video' if m == 'v' else 'audio'} head alone: {top} ({p[top]:.2f})")
+        lines.append(f"  {registry.modality(m).title} head alone: {top} ({p[top]:.2f})")
     for n in pred.get("notes", []):
         lines.append(f"  note: {n}")
     tl = pred["timeline"]
@@ -123,7 +124,7 @@ def _hint(video: str, e: Exception, detector: str) -> str:
 def main(args: argparse.Namespace) -> int:
     from mrpn.config import ConfigError
     from mrpn.inference.predictor import Predictor
-    from mrpn.training.checkpoint import CheckpointError
+    from mrpn.checkpoint import CheckpointError
 
     if args.audio and len(args.videos) > 1:
         print("mrpn predict: error: --audio goes with a single video", file=sys.stderr)

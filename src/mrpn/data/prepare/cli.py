@@ -166,7 +166,7 @@ def _prepare(args: argparse.Namespace) -> RunResult:
 def _preview(args: argparse.Namespace, cache: Cache) -> Path | None:
     """The contact sheet; outside the cache an existing file is replaced only when it is an
     earlier preview (PNG tEXt `Software: mrpn prepare`)."""
-    from mrpn.inference.outputs import png_text
+    from mrpn.io import png_text
 
     target = Path(args.out) / "preview.png" if args.preview is True else Path(args.preview)
     inside = Path(args.out).resolve() in target.resolve().parents
