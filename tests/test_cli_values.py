@@ -91,9 +91,13 @@ def test_audio_only_mp4_gets_an_audio_only_prediction(tmp_path, capsys):
     capsys.readouterr()
 
 
-def test_small_face_image_suggests_detector_none(tmp_path, capsys):
-    # a small crop the Haar cascade does not find a face in (like many 48x48 FER2013 faces)
-    img = write_image(tmp_path / "face.png", size=48, frame_fn=blob_frame)
+def test_face_image_without_a_found_face_suggests_detector_none(tmp_path, capsys):
+    # a small image (48x48, FER2013) is taken as a face crop; a larger one where the detector finds
+    # no face gets the hint that it may be a crop already
+    small = write_image(tmp_path / "face48.png", size=48, frame_fn=blob_frame)
+    assert main(["predict", str(small)]) == 0
+    capsys.readouterr()
+    img = write_image(tmp_path / "face.png", size=200, frame_fn=blob_frame)
     assert main(["predict", str(img)]) == 1
     err = capsys.readouterr().err
     assert "--detector none" in err and "Traceback" not in err
