@@ -184,7 +184,7 @@ def _locked_run(scan, out, config, detector, workers, limit, shard, retry_failed
     from tqdm import tqdm
 
     if log is None:
-        log = lambda msg: tqdm.write(msg, file=sys.stderr)
+        log = lambda msg: tqdm.write(msg, file=sys.stderr)  # noqa: E731
     cache = Cache(out, create=True)
     classes = list(getattr(scan, "classes", []) or [])
     dataset = str(getattr(scan, "dataset", "") or "")
