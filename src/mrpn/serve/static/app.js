@@ -65,9 +65,9 @@ function show(res, blob) {
   $("file-name").textContent = res.file;
   $("file-label").textContent = `${res.label} ${(100 * res.probabilities[res.label]).toFixed(0)} %`;
   $("mods").replaceChildren(...modBadges(res.modalities_used));
-  const notes = [...res.notes];
-  if (!res.modalities_used.includes("v")) notes.unshift("no face used: the voice alone predicts");
-  if (!res.modalities_used.includes("a")) notes.unshift("no voice used: the face alone predicts");
+  // the server's notes, with "predicted from a only (...)" said in words
+  const notes = res.notes.map((n) => n.replace(/^predicted from (v|a) only/,
+    (_, m) => `only the ${MOD_NAMES[m]} was used: the ${MOD_NAMES[m]} head predicts`));
   $("notes").replaceChildren(...notes.map((n) => Object.assign(document.createElement("li"), { textContent: n })));
   $("legend").replaceChildren(...res.classes.map((c, k) => {
     const s = document.createElement("span");
@@ -97,12 +97,12 @@ function windowAt(t) {
 function draw() {
   if (!result) return;
   const cv = $("timeline"), dpr = window.devicePixelRatio || 1;
-  const W = cv.clientWidth, H = 150, padL = 34, padB = 20, padT = 6;
+  const W = cv.clientWidth, H = 150, padL = 34, padR = 16, padB = 20, padT = 6;
   cv.width = W * dpr; cv.height = H * dpr;
   const g = cv.getContext("2d");
   g.setTransform(dpr, 0, 0, dpr, 0, 0);
   g.clearRect(0, 0, W, H);
-  const dur = Math.max(result.duration_s, 1e-3), pw = W - padL - 4, ph = H - padB - padT;
+  const dur = Math.max(result.duration_s, 1e-3), pw = W - padL - padR, ph = H - padB - padT;
   const X = (t) => padL + (Math.min(Math.max(t, 0), dur) / dur) * pw, Y = (p) => padT + (1 - p) * ph;
   g.fillStyle = "#eceff3";
   g.fillRect(padL, padT, pw, ph);
