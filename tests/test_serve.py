@@ -185,6 +185,7 @@ def test_prediction_runs_off_the_event_loop(tmp_path):
         res = []
         th = threading.Thread(target=lambda: res.append(
             httpx.post(url + "/api/predict", files={"file": ("long.mp4", long_clip.read_bytes())}, timeout=120)))
+        t_start = time.perf_counter()
         th.start()
         lat, seen_busy = [], False
         while th.is_alive():
@@ -193,8 +194,11 @@ def test_prediction_runs_off_the_event_loop(tmp_path):
             lat.append(time.perf_counter() - t0)
             time.sleep(0.05)
         th.join()
-        assert res[0].status_code == 200 and seen_busy
-        assert max(lat) < 0.5, f"health took {max(lat):.2f} s during a prediction"
+        took = time.perf_counter() - t_start
+        assert res[0].status_code == 200 and seen_busy and len(lat) >= 3
+        # blocked, health would wait for the whole prediction; it answers in a fraction of it (GIL and a
+        # shared machine allow some delay)
+        assert max(lat) < min(2.0, took / 2), f"health took {max(lat):.2f} s during a {took:.1f} s prediction"
 
 
 class _Evil:
