@@ -40,6 +40,10 @@ class DataConfig:
     segment_s: float = 1.0            # spectrogram segments of one second
     segment_hop_s: float = 0.2        # 0.2 s = audio over-sampling (AO); 1.0 = non-overlapping (WO)
     spec_size: tuple[int, int] = (256, 250)  # (freq, time) per segment; smaller = average-pooled
+    audio_frontend: str = "linear"    # "linear" (paper: log-magnitude STFT) or "logmel" (spec_size = mels x frames)
+    specaug_freq: int = 0             # SpecAugment (training only): max rows per frequency mask (0 = off)
+    specaug_time: int = 0             # max columns per time mask (0 = off)
+    specaug_masks: int = 2            # masks of each kind per segment
     # time augmentation (paper 4.4 items 2 and 4; Table 1 T vs NT)
     time_aug: bool = True
     min_slice_s: float = 1.0          # random slices last at least this long unless the clip is shorter
@@ -54,6 +58,12 @@ class TrainConfig:
     batch_size: int = 8
     lr: float = 5e-5                  # AdamW, paper 5.2
     weight_decay: float = 1e-2
+    schedule: str = "plateau"         # "plateau" (paper 5.2: halve on plateau), "onecycle", "cosine" (per step)
+    warmup_epochs: float = 0.0        # cosine: linear warm-up length; onecycle: rise length (0 = 30 % of the run)
+    label_smoothing: float = 0.0      # cross-entropy label smoothing (paper: 0)
+    mixup: float = 0.0                # mixup Beta(alpha, alpha) on inputs and targets (0 = off)
+    inner_val: bool = False           # select the epoch on a pair of training actors, not on the test fold
+    threads: int = 0                  # torch intra-op threads (0 = torch's default); recorded in the run
     lr_patience: int = 10             # halve the lr when val loss has not dropped for this many epochs (5.2)
     lr_factor: float = 0.5
     early_stop: int = 25              # stop when val loss has not dropped for this many epochs (0 = never)
@@ -240,10 +250,26 @@ def load_config(preset: str = "paper", file: str | None = None, overrides: list[
     return cfg
 
 
+# Keys added after configs were first saved, with the value that reproduces the older behaviour: a
+# checkpoint or run folder written before a key existed is rebuilt with this value, not with what
+# today's preset says (which may have moved on).
+LEGACY_DEFAULTS: dict[str, Any] = {
+    "data.audio_frontend": "linear", "data.specaug_freq": 0, "data.specaug_time": 0,
+    "model.audio_extractor": "resnet18", "model.video_extractor": "resnet18", "model.extractor_dropout": 0.0,
+    "train.schedule": "plateau", "train.warmup_epochs": 0.0, "train.label_smoothing": 0.0,
+    "train.mixup": 0.0, "train.inner_val": False, "train.threads": 0,
+}
+
+
 def config_from_dict(d: dict[str, Any]) -> Config:
     """Rebuild a Config saved in a checkpoint or run folder (unknown keys are an error)."""
     # derived values stored beside the config in run folders and checkpoints
     d = {k: v for k, v in d.items() if k not in ("run_label", "n_folds", "protocol")}
+    d = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items()}
+    for key, value in LEGACY_DEFAULTS.items():
+        section, name = key.split(".")
+        if isinstance(d.get(section), dict) and name not in d[section]:
+            d[section][name] = value
     preset = d.pop("preset", "paper")
     return load_config(preset, base=d)
 
@@ -264,6 +290,10 @@ def validate(cfg: Config) -> None:
         "train.strategy": (cfg.train.strategy, ("end-to-end", "late")),
         "data.spatial_aug": (cfg.data.spatial_aug, ("clip", "frame", "none")),
         "train.precision": (cfg.train.precision, ("auto", "bf16", "fp32")),
+        "train.schedule": (cfg.train.schedule, ("plateau", "onecycle", "cosine")),
+        "data.audio_frontend": (cfg.data.audio_frontend, ("linear", "logmel")),
+        "model.audio_extractor": (cfg.model.audio_extractor, ("resnet18", "cnn")),
+        "model.video_extractor": (cfg.model.video_extractor, ("resnet18", "cnn")),
         "train.select": (cfg.train.select, ("accuracy", "loss")),
     }
     for key, (val, ok) in choices.items():

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from mrpn.config import DataConfig
 from mrpn.data.clip import Clip
-from mrpn.features.spectrogram import spectrogram_segments
+from mrpn.features.spectrogram import audio_segments, spec_augment
 
 
 @dataclass
@@ -184,8 +184,10 @@ class EmotionDataset(Dataset):
                 raise ValueError(f"clip {ex.clip.id} has no audio but the model needs audio")
             a0, a1 = int(t0 * cfg.sample_rate), max(int(t1 * cfg.sample_rate), int(t0 * cfg.sample_rate) + 1)
             wave = torch.from_numpy(np.ascontiguousarray(ex.audio[a0:a1], dtype=np.float32))
-            item["a"] = spectrogram_segments(wave, cfg.sample_rate, cfg.segment_s, cfg.segment_hop_s,
-                                             cfg.n_fft, cfg.hop_length, tuple(cfg.spec_size))
+            spec = audio_segments(wave, cfg)
+            if self.train and (cfg.specaug_freq or cfg.specaug_time):
+                spec = spec_augment(spec, rng, cfg.specaug_freq, cfg.specaug_time, cfg.specaug_masks)
+            item["a"] = spec
         return item
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from mrpn.data.loader import collate, faces_to_tensor, select_frames
-from mrpn.features.spectrogram import spectrogram_segments
+from mrpn.features.spectrogram import audio_segments
 
 SR = 16000
 
@@ -185,8 +185,7 @@ class Predictor:
     def _audio_item(self, wave, t0, t1):
         d = self.cfg.data
         a0, a1 = int(t0 * SR), max(int(t1 * SR), int(t0 * SR) + 1)
-        return spectrogram_segments(torch.from_numpy(np.ascontiguousarray(wave[a0:a1], np.float32)), SR,
-                                    d.segment_s, d.segment_hop_s, d.n_fft, d.hop_length, tuple(d.spec_size))
+        return audio_segments(torch.from_numpy(np.ascontiguousarray(wave[a0:a1], np.float32)), d)
 
     # -- model ----------------------------------------------------------------------------------
     @torch.no_grad()

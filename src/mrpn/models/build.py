@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from torch import nn
 
 from .aggregators import make_aggregator
+from .cnn import ConvNet
 from .fusion import FusionNet, ModalityBranch, UniModalNet
 from .resnet import ResNet18
 
 __all__ = ["ModelConfig", "build_model", "build_branch", "count_parameters", "KINDS"]
 
 KINDS = ("vm", "am", "n0", "n1", "n2")
+EXTRACTORS = ("resnet18", "cnn")
 
 
 @dataclass
@@ -33,21 +35,33 @@ class ModelConfig:
     fusion_hidden: int = 256         # hidden DenseUnit of Scoring (eq. 2)
     fusion_input_norm: bool = True   # FeatureNorm after Concatenate (eq. 3) or not (eq. 4)
     dropout: float = 0.3             # Scoring dropout
+    video_extractor: str = "resnet18"  # "resnet18" (paper 5.2) or "cnn" (4-block VGG-style, models/cnn.py)
     video_width: int = 64
     video_in_channels: int = 3
     video_stem: str = "imagenet"
+    audio_extractor: str = "resnet18"
     audio_width: int = 64
     audio_in_channels: int = 1
     audio_stem: str = "imagenet"
+    extractor_dropout: float = 0.0   # Dropout2d inside the "cnn" extractor
     zero_init_residual: bool = False
 
 
+def build_extractor(kind: str, in_channels: int, width: int, stem: str, cfg: ModelConfig) -> nn.Module:
+    """F_m of eq. (1): a ResNet-18 (the paper) or the plain 4-block CNN."""
+    if kind == "resnet18":
+        return ResNet18(in_channels, width, stem, cfg.zero_init_residual)
+    if kind == "cnn":
+        return ConvNet(in_channels, width, blocks=4, dropout=cfg.extractor_dropout)
+    raise ValueError(f"extractor must be one of {EXTRACTORS}, got {kind!r}")
+
+
 def build_branch(cfg: ModelConfig, modality: str) -> ModalityBranch:
-    """F_m (ResNet18) + A_m for modality "v" or "a" — eq. (1)."""
+    """F_m (ResNet18 or ConvNet) + A_m for modality "v" or "a" — eq. (1)."""
     if modality == "v":
-        ext = ResNet18(cfg.video_in_channels, cfg.video_width, cfg.video_stem, cfg.zero_init_residual)
+        ext = build_extractor(cfg.video_extractor, cfg.video_in_channels, cfg.video_width, cfg.video_stem, cfg)
     elif modality == "a":
-        ext = ResNet18(cfg.audio_in_channels, cfg.audio_width, cfg.audio_stem, cfg.zero_init_residual)
+        ext = build_extractor(cfg.audio_extractor, cfg.audio_in_channels, cfg.audio_width, cfg.audio_stem, cfg)
     else:
         raise ValueError(f"modality must be 'v' or 'a', got {modality!r}")
     extra = {}

@@ -171,6 +171,68 @@ def load_pretrained_extractors(model: torch.nn.Module, cfg: Config) -> list[str]
 # One fold
 # ---------------------------------------------------------------------------------------------
 
+def split_inner(cfg: Config, protocol, fold_index: int, clips, tr_idx: list[int]):
+    """(train, inner-validation, inner actors): with train.inner_val, a pair of training actors
+    (`folds.inner_val_actors`) leaves the training set and chooses the epoch instead of the test fold."""
+    if not cfg.train.inner_val:
+        return tr_idx, [], []
+    from mrpn.data.folds import inner_val_actors
+
+    try:
+        inner = inner_val_actors(protocol, fold_index, [clips[i].actor for i in tr_idx])
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    keep = set(inner)
+    return ([i for i in tr_idx if clips[i].actor not in keep], [i for i in tr_idx if clips[i].actor in keep],
+            inner)
+
+
+def make_scheduler(cfg: Config, opt: torch.optim.Optimizer, steps_per_epoch: int):
+    """(per-epoch scheduler, per-step scheduler); one of them is None.
+
+    "plateau": the paper's 5.2 (lr x lr_factor after lr_patience epochs without a lower selection
+    loss), stepped per epoch. "onecycle" (Smith 2018) and "cosine" (linear warm-up, then cosine to 0)
+    are stepped per batch over exactly train.epochs epochs: with them the last epoch is a natural
+    choice that needs no selection at all.
+    """
+    t = cfg.train
+    if t.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=t.lr_factor,
+                                                          patience=t.lr_patience), None
+    total = max(1, t.epochs * max(1, steps_per_epoch))
+    warm = t.warmup_epochs * max(1, steps_per_epoch)
+    if t.schedule == "onecycle":
+        pct = min(0.9, max(0.01, warm / total)) if warm else 0.3
+        return None, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t.lr, total_steps=total, pct_start=pct,
+                                                         div_factor=25.0, final_div_factor=1e3)
+    import math
+
+    def factor(step: int) -> float:
+        if warm and step < warm:
+            return (step + 1) / warm
+        frac = min(1.0, (step - warm) / max(1.0, total - warm))
+        return 0.5 * (1.0 + math.cos(math.pi * frac))
+
+    return None, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def selection_summary(history: list[dict], inner: list[str], best_epoch: int) -> dict[str, Any]:
+    """How the reported epoch was chosen, and the test-fold accuracy under each way of choosing it.
+
+    "test-fold" selection (the paper's, optimistic: the test actors pick their own epoch) is the
+    best val_accuracy over epochs; "inner" is the test accuracy at the epoch the inner actors chose;
+    "last" needs no choice at all (fixed-length schedules)."""
+    accs = [r.get("val_accuracy") for r in history if r.get("val_accuracy") is not None]
+    out: dict[str, Any] = {"selection": "inner" if inner else "test-fold", "inner_val_actors": list(inner)}
+    if accs:
+        out["accuracy_test_selected"] = max(accs)
+        out["accuracy_last_epoch"] = accs[-1]
+        at = [r["val_accuracy"] for r in history if r.get("epoch") == best_epoch]
+        if inner and at:
+            out["accuracy_inner_selected"] = at[0]
+    return out
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -200,6 +262,9 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
     if not tr_idx or not va_idx:
         raise ConfigError(f"fold {fold.name}: {len(tr_idx)} training and {len(va_idx)} validation clips; "
                           f"the cache holds actors {sorted(set(c.actor for c in clips))}")
+    tr_idx, sel_idx, inner = split_inner(cfg, protocol, fold_index, clips, tr_idx)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
     modalities = MODALITIES[cfg.model.kind]
     from mrpn.training import distributed as D
 
@@ -231,10 +296,11 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
 
     train_ds = EmotionDataset(source, tr_idx, cfg.data, modalities, train=True, seed=cfg.train.seed)
     val_ds = EmotionDataset(source, D.shard(va_idx, info), cfg.data, modalities, train=False, seed=cfg.train.seed)
+    sel_ds = (EmotionDataset(source, D.shard(sel_idx, info), cfg.data, modalities, train=False, seed=cfg.train.seed)
+              if sel_idx else None)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.train.lr_factor,
-                                                       patience=cfg.train.lr_patience)
+    sched, step_sched = make_scheduler(cfg, opt, len(make_loader(train_ds, cfg, True, 1, info)))
     scaler = None
     if device.type == "cuda" and cfg.train.precision != "fp32" and not torch.cuda.is_bf16_supported():
         scaler = torch.amp.GradScaler("cuda")
@@ -251,7 +317,7 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
                                   f"this fold validates on {list(fold.val_actors)}); choose another --name")
         load_model_weights(core, ck["model"], last_path)
         opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
+        (sched or step_sched).load_state_dict(ck["scheduler"])
         state.update(ck["state"])
         log(f"  resuming {fold_dir} after epoch {state['epoch']}")
     elif test_only and last_path.is_file():  # keep the training record in the re-written metrics
@@ -270,20 +336,28 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
         train_ds.set_epoch(epoch)
         tr = train_one_epoch(model, make_loader(train_ds, cfg, True, epoch, info), opt, device, cfg.train.precision,
                              cfg.train.channels_last, cfg.train.grad_clip, task,
-                             desc=f"{fold.name} epoch {epoch}/{cfg.train.epochs}", progress=progress, scaler=scaler)
+                             desc=f"{fold.name} epoch {epoch}/{cfg.train.epochs}", progress=progress, scaler=scaler,
+                             step_scheduler=step_sched, label_smoothing=cfg.train.label_smoothing,
+                             mixup=cfg.train.mixup, seed=cfg.train.seed * 7919 + epoch)
         D.sync_buffers(core, info)  # BatchNorm running stats moved apart on each rank's own batches
         ev = D.gather_eval(evaluate(core, make_loader(val_ds, cfg, False), device, cfg.train.precision,
                                     cfg.train.channels_last, task, progress=progress), info)
-        sched.step(ev["loss"])
-        score = ev.get("accuracy", -ev["loss"]) if cfg.train.select == "accuracy" else -ev["loss"]
+        # the epoch is chosen on the inner actors when there are some, else on the test fold (the paper's way)
+        sel = ev if sel_ds is None else D.gather_eval(evaluate(
+            core, make_loader(sel_ds, cfg, False), device, cfg.train.precision, cfg.train.channels_last, task,
+            desc="inner", progress=progress), info)
+        if sched is not None:
+            sched.step(sel["loss"])
+        ev_sel = sel
+        score = ev_sel.get("accuracy", -ev_sel["loss"]) if cfg.train.select == "accuracy" else -ev_sel["loss"]
         improved = state["best"] is None or score > state["best"]
         if improved:
             state["best"], state["best_epoch"] = score, epoch
             if info.main:
                 save_checkpoint(best_path, {"model": core.state_dict(), "config": cfg_dict, "epoch": epoch,
                                             "classes": classes})
-        if ev["loss"] < state["best_loss"] - 1e-4:
-            state["best_loss"], state["since_best_loss"] = ev["loss"], 0
+        if ev_sel["loss"] < state["best_loss"] - 1e-4:
+            state["best_loss"], state["since_best_loss"] = ev_sel["loss"], 0
         else:
             state["since_best_loss"] += 1
         state["epoch"] = epoch
@@ -291,13 +365,17 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
         row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": tr["loss"],
                "train_accuracy": tr["accuracy"], "val_loss": ev["loss"], "val_accuracy": ev.get("accuracy"),
                "clips_per_s": tr["clips_per_s"], "seconds": tr["seconds"]}
+        if sel_ds is not None:
+            row.update(inner_loss=sel["loss"], inner_accuracy=sel.get("accuracy"))
         state["history"].append(row)
         if info.main:
             save_checkpoint(last_path, {"model": core.state_dict(), "optimizer": opt.state_dict(),
-                                        "scheduler": sched.state_dict(), "state": state, "config": cfg_dict})
+                                        "scheduler": (sched or step_sched).state_dict(), "state": state,
+                                        "config": cfg_dict})
             atomic_write_json(fold_dir / "history.json", state["history"])
         log(f"  {fold.name} epoch {epoch:3d}  loss {tr['loss']:.3f}  train acc {tr['accuracy']:.3f}  "
             f"val loss {ev['loss']:.3f}  val acc {ev.get('accuracy', float('nan')):.3f}  "
+            + (f"inner acc {sel.get('accuracy', float('nan')):.3f}  " if sel_ds is not None else "") +
             f"lr {row['lr']:.1e}  {tr['clips_per_s']:.1f} clips/s{'  *' if improved else ''}")
         if stopped_early():
             log(f"  early stop: val loss has not dropped for {cfg.train.early_stop} epochs")
@@ -320,7 +398,9 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
         "world_size": info.world,
         "epochs": state["epoch"], "best_epoch": ck.get("epoch", state["best_epoch"]),
         "wall_time_s": round(state["wall_time_s"], 2), "val_loss": ev["loss"],
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
     })
+    metrics.update(selection_summary(state["history"], inner, metrics["best_epoch"]))
     if "side_pred" in ev:
         metrics["modalities"] = {m: {k: v for k, v in compute_metrics(ev["y_true"], p, classes).items()
                                      if k in ("accuracy", "uar", "macro_f1")}
