@@ -242,3 +242,12 @@ def test_serve_cli_rejects_bad_arguments(capsys, tmp_path):
     assert main(["serve", "--workers", "0"]) == 2
     assert main(["serve", "--models", str(tmp_path / "missing")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_webm_upload_like_a_browser_recording(tmp_path):
+    """MediaRecorder uploads VP8/VP9 + Opus in webm: PyAV decodes it on the server."""
+    webm = write_video(tmp_path / "rec.webm", n_frames=30, fps=15, size=(192, 144), frame_fn=face_like_frame)
+    app, tmp = make_app(tmp_path)
+    r = client(app).post("/api/predict", files={"file": ("recording.webm", webm.read_bytes(), "video/webm")})
+    assert r.status_code == 200, r.text
+    assert r.json()["file"] == "recording.webm" and r.json()["timeline"] and list(tmp.iterdir()) == []
