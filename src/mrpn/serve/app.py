@@ -135,6 +135,8 @@ def create_app(cfg: ServeConfig | None = None, registry: ModelRegistry | None = 
 
     @app.post("/api/plot")
     async def plot(request: Request):
+        if state["busy"] >= capacity:  # drawing shares the CPU with predictions: the same bound
+            return _error(503, "busy; retry later", {"Retry-After": str(cfg.retry_after_s)})
         body = b""
         async for chunk in request.stream():
             body += chunk
