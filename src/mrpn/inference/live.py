@@ -140,6 +140,7 @@ class Live:
     def __init__(self, predictor, reader: Reader, max_lag: float, emit):
         self.p, self.r, self.max_lag, self.emit = predictor, reader, max_lag, emit
         self.stats = LiveStats()
+        self.interrupted = threading.Event()
         self.has_v, self.has_a = reader.vs is not None, reader.as_ is not None
         if not self.has_a:
             self.stats.notes.append("no audio stream: silence is fed, the face head predicts")
@@ -215,7 +216,12 @@ class Live:
         t = 0.0
         try:
             while True:
-                kind, t, data = self.r.q.get()
+                if self.interrupted.is_set():
+                    raise KeyboardInterrupt
+                try:
+                    kind, t, data = self.r.q.get(timeout=0.2)
+                except queue.Empty:
+                    continue
                 self._seen(kind, t, data)
                 if kind == "end":
                     if data:
@@ -329,8 +335,21 @@ def main(args: argparse.Namespace) -> int:
 
     print(f"mrpn live: {args.source} at {reader.fps:g} fps, window {pred.window_s:g} s, hop {pred.hop_s:g} s"
           + (" (real time)" if reader.paced else " (as fast as possible)"), file=sys.stderr)
+    live = Live(pred, reader, args.max_lag, emit)
+    # Ctrl-C sets a flag that the loop checks between items (at least every 0.2 s), wherever the signal
+    # lands (decoder, detector, model), so the summary always comes out
+    import signal
+
+    try:
+        previous = signal.signal(signal.SIGINT, lambda *_: live.interrupted.set())
+    except ValueError:  # not the main thread: Ctrl-C cannot reach us anyway
+        previous = None
     reader.start()
-    stats = Live(pred, reader, args.max_lag, emit).run(args.duration)
+    try:
+        stats = live.run(args.duration)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     if out is not None:
         out.close()
     s = stats.summary(reader.paced)
