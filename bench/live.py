@@ -27,7 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 def concat_clips(videos: list[Path], seconds: float, out: Path) -> float:
     """Decode the clips in turn and encode them into one mkv (H.264 + AAC 48 kHz) of `seconds`."""
     import av
-    import numpy as np
 
     with av.open(str(out), "w") as c:
         vs = c.add_stream("libx264", rate=Fraction(30000, 1001))
