@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mrpn import registry
+
 SR = 16000
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
 
@@ -77,7 +79,8 @@ def open_source(source: str):
 
 
 class Reader(threading.Thread):
-    """Decodes the source into `q` as ("v", t, YUVFrame) / ("a", t, float32 16 kHz) / ("end", t, error)."""
+    """Decodes the source into `q` as ("frame", t, YUVFrame) / ("samples", t, float32 16 kHz) /
+    ("end", t, error)."""
 
     def __init__(self, container, fps: float, paced: bool):
         super().__init__(daemon=True, name="mrpn-live-reader")
@@ -120,13 +123,13 @@ class Reader(threading.Thread):
                     if packet.stream is self.vs:
                         if t + 1e-4 >= next_v:  # keep frames at self.fps
                             next_v = max(next_v + 1.0 / self.fps, t)
-                            self.q.put(("v", t, YUVFrame(frame)))
+                            self.q.put(("frame", t, YUVFrame(frame)))
                     else:
                         for f in resampler.resample(frame):
-                            self.q.put(("a", t, f.to_ndarray().reshape(-1).astype(np.float32)))
+                            self.q.put(("samples", t, f.to_ndarray().reshape(-1).astype(np.float32)))
             if self.as_ is not None and not self.stop.is_set():  # the samples the resampler still holds
                 for f in resampler.resample(None):
-                    self.q.put(("a", t, f.to_ndarray().reshape(-1).astype(np.float32)))
+                    self.q.put(("samples", t, f.to_ndarray().reshape(-1).astype(np.float32)))
         except av.error.FFmpegError as e:  # a stream that breaks off: keep what was read
             err = f"the stream broke off at {t:.1f} s ({getattr(e, 'strerror', None) or e})"
         finally:
@@ -189,9 +192,9 @@ class Live:
 
     def _seen(self, kind: str, t: float, data) -> None:
         """Media time covered so far (dropped input included): the end of the last frame or sample."""
-        if kind == "v":
+        if kind == "frame":
             self.end = max(self.end, t + 1.0 / self.r.fps)
-        elif kind == "a":
+        elif kind == "samples":
             self.end = max(self.end, t + len(data) / SR)
 
     def _drop_backlog(self, t: float) -> float:
@@ -238,7 +241,7 @@ class Live:
                     self._restart(restart)
                     continue
                 frames, audio = self._fill(t)
-                if kind == "v":
+                if kind == "frame":
                     frames.append(data)
                     self.n_frames += 1
                 else:
@@ -277,7 +280,7 @@ def format_window(w: dict) -> str:
         text = f"{'(no input)':<10}      "
     else:
         text = f"{w['label']:<10} {w['probabilities'][w['label']]:.2f}"
-    mods = "+".join({"v": "face", "a": "voice"}[m] for m in w.get("modalities", [])) or "-"
+    mods = "+".join(registry.modality(m).title for m in w.get("modalities", [])) or "-"
     lat = f"  latency {w['latency_s']:.2f} s" if "latency_s" in w else ""
     return f"{w['start']:8.2f}-{w['end']:<8.2f} {text}  {mods:<10}{lat}"
 
@@ -304,7 +307,7 @@ def main(args: argparse.Namespace) -> int:
     from mrpn.data.media import MediaError
     from mrpn.inference.predictor import Predictor
     from mrpn.io import atomic_write_json
-    from mrpn.training.checkpoint import CheckpointError
+    from mrpn.checkpoint import CheckpointError
 
     if args.fps <= 0 or args.max_lag <= 0 or args.hop <= 0:
         print("mrpn live: error: --fps, --max-lag and --hop must be > 0", file=sys.stderr)
@@ -323,7 +326,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     out = None
     if args.jsonl and args.jsonl != "-":
-        out = open(args.jsonl, "a", buffering=1)  # appended line by line: a crash keeps what was written
+        out = open(args.jsonl, "at", buffering=1)  # appended line by line: a crash keeps what was written
 
     def emit(w: dict) -> None:
         if args.jsonl == "-":

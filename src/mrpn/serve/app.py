@@ -64,9 +64,45 @@ def _plot_sync(record: dict, folder: Path) -> bytes:
     return out.read_bytes()
 
 
+async def _predict_request(request: Request, cfg: ServeConfig, registry: ModelRegistry, pool, state: dict,
+                           capacity: int, tmp_root: Path | None, max_bytes: int):
+    """POST /api/predict: admit or 503, stream the upload to a private folder, predict in the pool,
+    remove the folder whatever happens."""
+    from mrpn.data.media import MediaError
+
+    if state["busy"] >= capacity:
+        state["refused_busy"] += 1
+        return _error(503, f"busy: {state['busy']} predictions running or queued; retry later",
+                      {"Retry-After": str(cfg.retry_after_s)})
+    state["busy"] += 1
+    folder = Path(tempfile.mkdtemp(prefix="mrpn-serve-", dir=tmp_root))
+    try:
+        up = await receive_upload(request, folder, max_bytes)
+        model = request.query_params.get("model") or up.fields.get("model") or "default"
+        entry = registry.entries.get(model)
+        if entry is None:
+            return _error(404, f"unknown model {model!r}; GET /api/models lists them")
+        if not entry.ok:
+            return _error(422, entry.error)
+        try:
+            rec = await asyncio.get_running_loop().run_in_executor(pool, _predict_sync, registry, model, up.path,
+                                                                   up.name)
+        except (MediaError, ValueError, FileNotFoundError) as e:
+            msg = str(e).replace(str(up.path), up.name).replace(str(folder), "")
+            return _error(415 if isinstance(e, MediaError) and "not a media file" in msg else 422, msg)
+        state["served"] += 1
+        return rec
+    except UploadError as e:
+        return _error(e.status, str(e))
+    except Exception as e:  # never a traceback to the client; the message names the cause
+        return _error(500, f"prediction failed: {type(e).__name__}")
+    finally:
+        state["busy"] -= 1
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def create_app(cfg: ServeConfig | None = None, registry: ModelRegistry | None = None):
     from mrpn import __version__
-    from mrpn.data.media import MediaError
 
     cfg = cfg or ServeConfig()
     registry = registry or ModelRegistry(cfg.models_dir, detector=cfg.detector)
@@ -102,36 +138,7 @@ def create_app(cfg: ServeConfig | None = None, registry: ModelRegistry | None = 
 
     @app.post("/api/predict")
     async def predict(request: Request):
-        if state["busy"] >= capacity:
-            state["refused_busy"] += 1
-            return _error(503, f"busy: {state['busy']} predictions running or queued; retry later",
-                          {"Retry-After": str(cfg.retry_after_s)})
-        state["busy"] += 1
-        folder = Path(tempfile.mkdtemp(prefix="mrpn-serve-", dir=tmp_root))
-        try:
-            up = await receive_upload(request, folder, max_bytes)
-            model = request.query_params.get("model") or up.fields.get("model") or "default"
-            entry = registry.entries.get(model)
-            if entry is None:
-                return _error(404, f"unknown model {model!r}; GET /api/models lists them")
-            if not entry.ok:
-                return _error(422, entry.error)
-            loop = asyncio.get_running_loop()
-            try:
-                rec = await loop.run_in_executor(pool, _predict_sync, registry, model, up.path, up.name)
-            except (MediaError, ValueError, FileNotFoundError) as e:
-                msg = str(e).replace(str(up.path), up.name).replace(str(folder), "")
-                status = 415 if isinstance(e, MediaError) and "not a media file" in msg else 422
-                return _error(status, msg)
-            state["served"] += 1
-            return rec
-        except UploadError as e:
-            return _error(e.status, str(e))
-        except Exception as e:  # never a traceback to the client; the message names the cause
-            return _error(500, f"prediction failed: {type(e).__name__}")
-        finally:
-            state["busy"] -= 1
-            shutil.rmtree(folder, ignore_errors=True)
+        return await _predict_request(request, cfg, registry, pool, state, capacity, tmp_root, max_bytes)
 
     @app.post("/api/plot")
     async def plot(request: Request):

@@ -41,6 +41,70 @@ def _suffix(head: bytes) -> str:
     return next((s for magic, s in _MAGIC if head.startswith(magic)), ".media")
 
 
+class _Parts:
+    """python-multipart callbacks: the part named `field` goes to `tmp` (at most `max_bytes`), other
+    small fields are kept as text."""
+
+    def __init__(self, tmp: Path, max_bytes: int, field: str):
+        self.tmp, self.max_bytes, self.field = tmp, max_bytes, field
+        self.hname = self.hval = b""
+        self.headers: dict[bytes, bytes] = {}
+        self.out = None
+        self.other: list | None = None
+        self.size, self.name, self.done, self.head = 0, None, False, b""
+        self.fields: dict[str, str] = {}
+
+    def callbacks(self) -> dict:
+        return {f"on_{k}": getattr(self, k) for k in ("part_begin", "header_field", "header_value", "header_end",
+                                                        "headers_finished", "part_data", "part_end")}
+
+    def part_begin(self):
+        self.headers, self.hname, self.hval = {}, b"", b""
+
+    def header_field(self, data, start, end):
+        self.hname += data[start:end]
+
+    def header_value(self, data, start, end):
+        self.hval += data[start:end]
+
+    def header_end(self):
+        self.headers[self.hname.lower()] = self.hval
+        self.hname, self.hval = b"", b""
+
+    def headers_finished(self):
+        from python_multipart.multipart import parse_options_header
+
+        _, p = parse_options_header(self.headers.get(b"content-disposition", b""))
+        name = p.get(b"name", b"").decode("utf-8", "replace")
+        if name == self.field and self.out is None and not self.done:
+            self.name = p.get(b"filename", b"").decode("utf-8", "replace")
+            self.out, self.other = open(self.tmp, "wb"), None
+        else:
+            self.other = [name, b""]
+
+    def part_data(self, data, start, end):
+        chunk = data[start:end]
+        if self.out is not None:
+            self.size += len(chunk)
+            if self.size > self.max_bytes:
+                raise UploadError(413, f"upload too large: more than {self.max_bytes / 1e6:.0f} MB (the limit)")
+            if len(self.head) < 16:
+                self.head += chunk[:16]
+            self.out.write(chunk)
+        elif self.other is not None:
+            self.other[1] += chunk
+            if len(self.other[1]) > MAX_OTHER_FIELD:
+                raise UploadError(413, f"form field {display_name(self.other[0])!r} is too large")
+
+    def part_end(self):
+        if self.out is not None:
+            self.out.close()
+            self.out, self.done = None, True
+        elif self.other is not None:
+            self.fields[self.other[0]] = self.other[1].decode("utf-8", "replace")
+            self.other = None
+
+
 async def receive_upload(request, folder: Path, max_bytes: int, field: str = "file") -> Upload:
     """Stream the multipart body of `request` into `folder`; raise UploadError with an HTTP status."""
     from python_multipart.multipart import MultipartParser, parse_options_header
@@ -51,61 +115,8 @@ async def receive_upload(request, folder: Path, max_bytes: int, field: str = "fi
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > max_bytes + 64 * 1024:
         raise UploadError(413, f"upload too large: {int(length) / 1e6:.1f} MB, the limit is {max_bytes / 1e6:.0f} MB")
-
-    st = {"hname": b"", "hval": b"", "headers": {}, "out": None, "other": None, "size": 0, "name": None,
-          "done": False, "head": b""}
-    fields: dict[str, str] = {}
-    tmp = folder / "upload.part"
-
-    def on_part_begin():
-        st["headers"], st["hname"], st["hval"] = {}, b"", b""
-
-    def on_header_field(data, start, end):
-        st["hname"] += data[start:end]
-
-    def on_header_value(data, start, end):
-        st["hval"] += data[start:end]
-
-    def on_header_end():
-        st["headers"][st["hname"].lower()] = st["hval"]
-        st["hname"], st["hval"] = b"", b""
-
-    def on_headers_finished():
-        _, p = parse_options_header(st["headers"].get(b"content-disposition", b""))
-        name = p.get(b"name", b"").decode("utf-8", "replace")
-        if name == field and st["out"] is None and not st["done"]:
-            st["name"] = p.get(b"filename", b"").decode("utf-8", "replace")
-            st["out"] = open(tmp, "wb")
-            st["other"] = None
-        else:
-            st["other"] = [name, b""]
-
-    def on_part_data(data, start, end):
-        chunk = data[start:end]
-        if st["out"] is not None:
-            st["size"] += len(chunk)
-            if st["size"] > max_bytes:
-                raise UploadError(413, f"upload too large: more than {max_bytes / 1e6:.0f} MB (the limit)")
-            if len(st["head"]) < 16:
-                st["head"] += chunk[:16]
-            st["out"].write(chunk)
-        elif st["other"] is not None:
-            st["other"][1] += chunk
-            if len(st["other"][1]) > MAX_OTHER_FIELD:
-                raise UploadError(413, f"form field {display_name(st['other'][0])!r} is too large")
-
-    def on_part_end():
-        if st["out"] is not None:
-            st["out"].close()
-            st["out"], st["done"] = None, True
-        elif st["other"] is not None:
-            fields[st["other"][0]] = st["other"][1].decode("utf-8", "replace")
-            st["other"] = None
-
-    parser = MultipartParser(params[b"boundary"], callbacks={
-        "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
-        "on_header_end": on_header_end, "on_headers_finished": on_headers_finished,
-        "on_part_data": on_part_data, "on_part_end": on_part_end})
+    st = _Parts(folder / "upload.part", max_bytes, field)
+    parser = MultipartParser(params[b"boundary"], callbacks=st.callbacks())
     try:
         async for chunk in request.stream():
             parser.write(chunk)
@@ -115,11 +126,11 @@ async def receive_upload(request, folder: Path, max_bytes: int, field: str = "fi
     except Exception as e:  # a malformed body: python-multipart raises its own errors
         raise UploadError(400, f"malformed multipart body ({type(e).__name__})") from None
     finally:
-        if st["out"] is not None:
-            st["out"].close()
-    if not st["done"]:
+        if st.out is not None:
+            st.out.close()
+    if not st.done:
         raise UploadError(400, f"no file in the upload: the multipart field must be named '{field}'")
-    if st["size"] == 0:
-        raise UploadError(422, f"{display_name(st['name'])}: empty file (0 bytes)")
-    path = tmp.rename(folder / ("upload" + _suffix(st["head"])))
-    return Upload(path=path, name=display_name(st["name"]), size=st["size"], fields=fields)
+    if st.size == 0:
+        raise UploadError(422, f"{display_name(st.name)}: empty file (0 bytes)")
+    path = st.tmp.rename(folder / ("upload" + _suffix(st.head)))
+    return Upload(path=path, name=display_name(st.name), size=st.size, fields=st.fields)
