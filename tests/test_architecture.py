@@ -33,7 +33,7 @@ LAYERS = [
     ("models",),
     ("training", "evaluation"),
     ("inference",),
-    ("cli", "demo", "synth"),
+    ("cli", "demo", "synth", "api", "serve"),
 ]
 # On top of the layers: evaluation never imports training (or the reverse) and inference never training.
 FORBIDDEN = {"inference": {"training"}, "evaluation": {"training"}, "training": {"evaluation.report"},

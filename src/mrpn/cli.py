@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("mrpn.evaluation.report", "tables, confusion matrices and t-SNE for finished runs"),
     "predict": ("mrpn.inference.predict", "emotion over time for any video file"),
     "export": ("mrpn.inference.export", "export a trained model to ONNX"),
+    "live": ("mrpn.inference.live", "rolling emotion from a camera, a stream URL or a file at real-time speed"),
+    "serve": ("mrpn.serve", "local web page + JSON API: upload or record a video, see the emotion timeline"),
     "synth": ("mrpn.data.synth", "generate a synthetic audio-video emotion corpus"),
     "demo": ("mrpn.demo", "end-to-end demo: synth -> prepare -> cv -> report, in minutes"),
 }
