@@ -52,6 +52,7 @@ def test_predict_returns_the_cli_json_and_cleans_up(clip, tmp_path):
     got = r.json()
     assert main(["predict", str(clip), "--json", str(tmp_path / "cli.json")]) == 0
     cli = json.loads((tmp_path / "cli.json").read_text())
+    assert cli.pop("generator") == "mrpn predict"     # the file's marker (docs/RELIABILITY.md), not a result field
     assert set(cli) <= set(got)
     for k in cli:
         if k not in ("file", "timing"):
