@@ -28,7 +28,7 @@ def test_paired_differences_and_confidence_intervals() -> None:
     assert d["n"] == 6 and abs(d["mean"] - 0.06) < 1e-9 and d["sd"] < 1e-9   # the unit noise cancels
     d0 = s["paired"]["p00"]["n2_e2e-n0_e2e:clean"]
     assert abs(d0["mean"] - 0.02) < 1e-9
-    a = s["accuracy"]["p20"]["vm"]["clean"]
+    a = s["accuracy"]["p20"]["vm_e2e"]["clean"]
     assert a["n"] == 6 and a["ci95"] > 0
     m, sd, ci = mean_ci(np.array([1.0, 2.0, 3.0]))
     assert m == 2.0 and abs(sd - 1.0) < 1e-12 and abs(ci - 4.303 / np.sqrt(3)) < 1e-9   # t(2) = 4.303
@@ -49,7 +49,7 @@ def test_sweep_report_from_finished_runs(tmp_path, capsys) -> None:
 
     from mrpn.cli import main
 
-    acc = {"vm": 0.6, "am": 0.5, "n0_late": 0.7, "n0_e2e": 0.8, "n1_e2e": 0.75, "n2_e2e": 0.85}
+    acc = {"vm_e2e": 0.6, "am_e2e": 0.5, "n0_late": 0.7, "n0_e2e": 0.8, "n1_e2e": 0.75, "n2_e2e": 0.85}
     for seed in (1, 2):
         for tag, drop in (("p00", 0.0), ("p30", 0.1)):
             for name, a in acc.items():

@@ -14,6 +14,9 @@ from mrpn import synth
 from mrpn.synth import EMOTION_EXPRESSIONS, random_face_params, render_face
 from mrpn.synth import random_voice_params, synth_voice
 
+# slow: > 10 s on this project's 2-core machine (`pytest -m "not slow"` skips them while working)
+pytestmark = pytest.mark.slow
+
 CLASSES = ["neutral", "happy", "sad", "angry"]
 FACE_NOISE = 0.25
 

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from mrpn.fuzzy.experiment import FUSION, LABELS, MODELS, Setup, level_tag
+from mrpn.fuzzy.experiment import FUSION, LABELS, MODELS, MRPN, UNIMODAL, Setup, level_tag
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -73,7 +73,7 @@ def _summary_text(summary: dict, fuzzy: float) -> list[str]:
     acc = summary["accuracy"]
     clean = {n: acc["p00"][n]["clean"]["mean"] for n, _, _ in MODELS}
     fz = {n: acc[level_tag(fuzzy)][n]["clean"]["mean"] for n, _, _ in MODELS}
-    best_uni = max(("vm", "am"), key=lambda n: clean[n])
+    best_uni = max(UNIMODAL, key=lambda n: clean[n])
     best_fus = max(FUSION, key=lambda n: clean[n])
     lines = [f"Clean training: the best model is {LABELS[best_fus]} with {100 * clean[best_fus]:.0f} % on actors it "
              f"never saw, {100 * (clean[best_fus] - clean[best_uni]):+.0f} points over the best single modality "
@@ -138,7 +138,7 @@ def main(args: argparse.Namespace) -> int:
     from mrpn.data.cache import Cache
 
     # from its prepared crops (margin 0, see experiment.make_corpus), not `predict_file`'s default margin
-    best = runs_dir(out, seed, 0.0) / "n2_e2e" / "fold_01" / "best.pt"
+    best = runs_dir(out, seed, 0.0) / MRPN / "fold_01" / "best.pt"
     arr = Cache(out / f"seed{seed}" / "cache_p00").load(Path(ex["video"]).stem)
     pred = Predictor(str(best)).predict_arrays(arr["faces"], arr["face_found"], float(arr["fps"]), arr["audio"],
                                                name=ex["video"]).to_dict()

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from .experiment import Setup, level_tag
+from .experiment import MODELS, Setup, level_tag
 
 
 def _floats(s: str) -> list[float]:
@@ -71,7 +71,9 @@ class Progress:
     def __init__(self, total: int, done: int):
         self.total, self.done, self.t0, self.start_done = total, done, time.perf_counter(), done
         self.bar = None
-        if sys.stderr.isatty():
+        from mrpn.progress import is_terminal
+
+        if is_terminal(sys.stderr):
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, initial=done, unit="job", desc="fuzzy sweep", file=sys.stderr)
@@ -106,7 +108,7 @@ def run_sweep(out: Path, setup: Setup, seeds: list[int], levels: list[float], fo
         folds = write_folds(out, setup, s)
         for lv in levels:
             for k in fold_ids:
-                if (runs_dir(out, s, lv) / "n2_e2e" / f"fold_{k:02d}" / "metrics.json").is_file():
+                if (runs_dir(out, s, lv) / MODELS[-1][0] / f"fold_{k:02d}" / "metrics.json").is_file():
                     done += 1
                 else:
                     jobs.append((str(out), s, lv, k, setup, str(folds), pretrained))

@@ -18,12 +18,35 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-# (name, model.kind, train.strategy): VM, AM (Table 1), N0 late and end-to-end, N1, N2 (eqs. 7-9)
-MODELS: list[tuple[str, str, str]] = [
-    ("vm", "vm", "end-to-end"), ("am", "am", "end-to-end"), ("n0_late", "n0", "late"),
-    ("n0_e2e", "n0", "end-to-end"), ("n1_e2e", "n1", "end-to-end"), ("n2_e2e", "n2", "end-to-end")]
-LABELS = {"vm": "VM", "am": "AM", "n0_late": "N0 late", "n0_e2e": "N0 e2e", "n1_e2e": "N1", "n2_e2e": "N2 (MRPN)"}
-FUSION = ("n0_late", "n0_e2e", "n1_e2e", "n2_e2e")
+from mrpn import registry
+
+
+def _models() -> list[tuple[str, str, str]]:
+    """(run name, model.kind, train.strategy) from the registry: the uni-modal baselines first (late
+    fusion freezes their branches), then each fusion network end-to-end, and late too when it has no
+    side heads (N0: the paper's late-fusion baseline of section 3.3)."""
+
+    out = [(f"{k.name}_e2e", k.name, "end-to-end") for k in registry.KINDS.values() if not k.fusion]
+    for k in registry.KINDS.values():
+        if k.fusion and not k.side_heads:
+            out.append((f"{k.name}_late", k.name, "late"))
+    out += [(f"{k.name}_e2e", k.name, "end-to-end") for k in registry.KINDS.values() if k.fusion]
+    return out
+
+
+def _labels() -> dict[str, str]:
+    lab = {}
+    for name, kind, strategy in MODELS:
+        k = registry.kind(kind)
+        lab[name] = k.label + ((" late" if strategy == "late" else " e2e") if k.fusion and not k.side_heads else "")
+    return lab
+
+
+MODELS = _models()          # VM, AM, N0 late, N0 end-to-end, N1, N2 (eqs. 7-9)
+LABELS = _labels()
+UNIMODAL = tuple(n for n, k, _ in MODELS if not registry.kind(k).fusion)
+FUSION = tuple(n for n, k, _ in MODELS if registry.kind(k).fusion)
+MRPN = next(n for n, k, _ in reversed(MODELS) if registry.kind(k).side_heads)   # N2, the last registered
 
 
 @dataclass(frozen=True)
@@ -48,7 +71,9 @@ class Setup:
         return [f"train.epochs={self.epochs}", f"train.lr={self.lr}", f"train.batch_size={self.batch_size}",
                 "train.early_stop=0", "data.face_size=48", "data.gray=true", f"data.max_frames={self.max_frames}",
                 "data.video_fps=4", "data.spatial_aug=clip", "data.workers=0", "model.agg_hidden=64",
-                "model.fusion_hidden=64", f"model.dropout={self.dropout}", "data.dataset=synth"]
+                "model.fusion_hidden=64", f"model.dropout={self.dropout}", "data.dataset=synth",
+                # the epoch is chosen on two training actors, never on the held-out ones it is scored on
+                "train.inner_val=true"]
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -110,7 +135,7 @@ def pretrained_extractors(root: Path) -> dict[str, Path]:
     import torch
     from safetensors.torch import load_file, save_file
 
-    out = {m: root / f"pretrained_{m}.safetensors" for m in ("v", "a")}
+    out = {m: root / f"pretrained_{m}.safetensors" for m in registry.MODALITIES}
     if all(p.is_file() for p in out.values()):
         return out
     src = resources.files("mrpn") / "assets" / "mrpn-default.safetensors"
@@ -134,10 +159,12 @@ def model_config(name: str, cache: Path, runs: Path, folds: Path, setup: Setup, 
     kind, strategy = next((k, s) for n, k, s in MODELS if n == name)
     ov = setup.overrides() + [f"model.kind={kind}", f"train.strategy={strategy}", f"data.cache={cache}",
                               f"data.protocol={folds}", f"train.seed={seed}", f"out={runs}", f"name={name}"]
+    mods = registry.modalities_of(kind)
     if strategy == "late":
-        ov.append(f"train.unimodal_runs=v={runs / 'vm'},a={runs / 'am'}")
+        ov.append("train.unimodal_runs=" + ",".join(f"{m}={runs / (registry.unimodal_kind(m).name + '_e2e')}"
+                                                    for m in mods))
     if pretrained:
-        ov += [f"train.pretrained_v={pretrained['v']}", f"train.pretrained_a={pretrained['a']}"]
+        ov += [f"train.pretrained_{m}={pretrained[m]}" for m in mods]
     return load_config("cpu", overrides=ov)
 
 
@@ -166,9 +193,9 @@ def evaluate_on(fold_dir: Path, cache: Path, fold_index: int) -> dict[str, Any]:
     from mrpn.data.loader import EmotionDataset
     from mrpn.evaluation.metrics import compute_metrics
     from mrpn.io import atomic_write_json
-    from mrpn.training.checkpoint import load_checkpoint, load_model_weights
+    from mrpn.checkpoint import load_checkpoint, load_model_weights
     from mrpn.training.loop import evaluate
-    from mrpn.training.run import MODALITIES, build, fold_indices, make_loader, make_source, resolve_protocol
+    from mrpn.training.setup import build, fold_indices, make_loader, make_source, resolve_protocol
 
     out = fold_dir / f"eval_{cache.name}.json"
     if out.is_file():
@@ -182,7 +209,8 @@ def evaluate_on(fold_dir: Path, cache: Path, fold_index: int) -> dict[str, Any]:
     _, va = fold_indices(clips, protocol.folds[fold_index - 1])
     model = build(cfg, len(source.classes))
     load_model_weights(model, ck["model"], fold_dir / "best.pt")
-    ds = EmotionDataset(source, va, cfg.data, MODALITIES[cfg.model.kind], train=False, seed=cfg.train.seed)
+    ds = EmotionDataset(source, va, cfg.data, registry.modalities_of(cfg.model.kind), train=False,
+                        seed=cfg.train.seed)
     ev = evaluate(model, make_loader(ds, cfg, False), torch.device("cpu"), cfg.train.precision,
                   cfg.train.channels_last, progress=False)
     m = compute_metrics(ev["y_true"], ev["y_pred"], list(source.classes))

@@ -10,8 +10,18 @@ from mrpn.evaluation.plots import new_figure, save_figure
 from .experiment import LABELS, MODELS, level_tag
 from .results import TESTS
 
-_STYLE = {"vm": ("#9e9e9e", "--", "s"), "am": ("#bdbdbd", ":", "^"), "n0_late": ("#1f77b4", "-", "v"),
-          "n0_e2e": ("#17becf", "-", "o"), "n1_e2e": ("#ff7f0e", "-", "D"), "n2_e2e": ("#d62728", "-", "*")}
+# line style per run name: uni-modal baselines grey and dashed, fusion networks in colour (MRPN red)
+_COLOURS = ["#1f77b4", "#17becf", "#ff7f0e", "#d62728"]
+
+
+def _style(name: str) -> tuple[str, str, str]:
+    from .experiment import FUSION, MRPN, UNIMODAL
+
+    if name in UNIMODAL:
+        return ("#9e9e9e", "--", "s") if name == UNIMODAL[0] else ("#bdbdbd", ":", "^")
+    if name == MRPN:
+        return "#d62728", "-", "*"
+    return _COLOURS[FUSION.index(name) % 3], "-", "ovD"[FUSION.index(name) % 3]
 
 
 def plot_sweep(summary: dict[str, Any], path: Path, title: str = "") -> Path:
@@ -23,11 +33,11 @@ def plot_sweep(summary: dict[str, Any], path: Path, title: str = "") -> Path:
     axes = fig.subplots(1, 2, sharey=True)
     for ax, t in zip(axes, TESTS):
         for name, _, _ in MODELS:
-            col, ls, mk = _STYLE[name]
+            col, ls, mk = _style(name)
             cells = [summary["accuracy"][level_tag(lv)][name][t] for lv in levels]
             y = [100 * c["mean"] for c in cells]
             e = [0.0 if math.isnan(c["ci95"]) else 100 * c["ci95"] for c in cells]
-            off = (list(_STYLE).index(name) - 2.5) * 0.35      # spread the error bars apart
+            off = ([n for n, _, _ in MODELS].index(name) - 2.5) * 0.35      # spread the error bars apart
             ax.errorbar([v + off for v in x], y, yerr=e, color=col, ls=ls, marker=mk, capsize=3, lw=1.6,
                         ms=6 if mk != "*" else 9, label=LABELS[name])
         ax.set_title(f"tested on {'clean' if t == 'clean' else 'equally fuzzy'} held-out clips")

@@ -73,6 +73,13 @@ def _t95(df: int) -> float:
     return 1.96
 
 
+def _pairs() -> list[tuple[str, str]]:
+    """MRPN against every other fusion run (N2-N1, N2-N0 end-to-end, N2-N0 late)."""
+    from .experiment import FUSION, MRPN
+
+    return [(MRPN, b) for b in reversed(FUSION) if b != MRPN]
+
+
 def summarise(rows: list[dict[str, Any]], levels: list[float]) -> dict[str, Any]:
     """Per level, model and test set: mean, sd, CI and n; paired differences N2-N1 and N2-N0 (e2e
     and late) over the (seed, fold) units where both finished."""
@@ -87,7 +94,7 @@ def summarise(rows: list[dict[str, Any]], levels: list[float]) -> dict[str, Any]
                 m, sd, ci = mean_ci(x)
                 out["accuracy"][tag][name][t] = {"mean": m, "sd": sd, "ci95": ci, "n": len(x)}
         out["paired"][tag] = {}
-        for a, b in (("n2_e2e", "n1_e2e"), ("n2_e2e", "n0_e2e"), ("n2_e2e", "n0_late")):
+        for a, b in _pairs():
             for t in TESTS:
                 ua = {(r["seed"], r["fold"]): r[t] for r in rows if r["level"] == lv and r["model"] == a}
                 ub = {(r["seed"], r["fold"]): r[t] for r in rows if r["level"] == lv and r["model"] == b}

@@ -13,24 +13,29 @@ from pathlib import Path
 
 import numpy as np
 
+from mrpn.argtypes import fold_spec
 from mrpn.config import ConfigError
 from mrpn.io import atomic_write_json
 from mrpn.training.checkpoint import CheckpointError
-from mrpn.training.run import add_config_arguments, config_from_args, run_fold, save_run_config
+from mrpn.training.run import add_config_arguments, config_from_args, new_run_guard, run_fold, save_run_config
 
 
 def parse_folds(spec: str | None, n: int) -> list[int]:
     """'1,3,5-7' -> [1, 3, 5, 6, 7]; None or 'all' -> every fold."""
     if not spec or spec == "all":
         return list(range(1, n + 1))
+    import argparse
+
+    from mrpn.argtypes import fold_spec
+
+    try:
+        fold_spec(spec)
+    except argparse.ArgumentTypeError as e:
+        raise ConfigError(f"--folds {e}") from None
     out: list[int] = []
     for part in spec.split(","):
-        part = part.strip()
-        if "-" in part:
-            a, b = part.split("-", 1)
-            out.extend(range(int(a), int(b) + 1))
-        elif part:
-            out.append(int(part))
+        a, _, b = part.strip().partition("-")
+        out.extend(range(int(a), int(b or a) + 1))
     bad = [k for k in out if not 1 <= k <= n]
     if bad:
         raise ConfigError(f"folds {bad} out of range 1..{n}")
@@ -50,8 +55,16 @@ def summarise(run_dir: Path) -> dict:
         summary[k] = {"mean": float(vals.mean()) if len(vals) else None,
                       "std": float(vals.std()) if len(vals) else None,
                       "per_fold": dict(zip(summary["folds"], vals.tolist()))}
+    # the same fold accuracy under each way of choosing the epoch (training.setup.selection_summary):
+    # "test_selected" is the paper's (optimistic), "inner_selected" never looked at the test actors
+    for k in ("accuracy_test_selected", "accuracy_inner_selected", "accuracy_last_epoch"):
+        have = [(r["fold"], r[k]) for r in rows if r.get(k) is not None]
+        if have and len(have) == len(rows):
+            vals = np.array([v for _, v in have], dtype=float)
+            summary[k] = {"mean": float(vals.mean()), "std": float(vals.std()), "per_fold": dict(have)}
     if rows:
         summary["run_label"] = rows[0].get("run_label")
+        summary["selection"] = sorted({r.get("selection", "test-fold") for r in rows})
     atomic_write_json(run_dir / "summary.json", summary)
     return summary
 
@@ -88,19 +101,26 @@ def run_cv(cfg, folds_spec: str | None = None, progress: bool = True, log=print)
     s = summarise(run_dir)
     if s["n_folds"]:
         log(f"{cfg.name}: accuracy {100 * s['accuracy']['mean']:.1f} ± {100 * s['accuracy']['std']:.1f} %  "
-            f"UAR {100 * s['uar']['mean']:.1f} %  over {s['n_folds']} folds")
+            f"UAR {100 * s['uar']['mean']:.1f} %  over {s['n_folds']} folds (epoch chosen on "
+            f"{' and '.join(s.get('selection', ['test-fold']))})")
+        for k, what in (("accuracy_test_selected", "epoch chosen on the test fold (paper)"),
+                        ("accuracy_inner_selected", "epoch chosen on inner actors"),
+                        ("accuracy_last_epoch", "last epoch")):
+            if k in s:
+                log(f"  {what}: {100 * s[k]['mean']:.1f} ± {100 * s[k]['std']:.1f} %")
     return s
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
-    p.add_argument("--folds", default="all", help="which folds, e.g. 1,2,3 or 1-4 (default all)")
+    p.add_argument("--folds", default="all", type=fold_spec, help="which folds, e.g. 1,2,3 or 1-4 (default all)")
 
 
 def main(args: argparse.Namespace) -> int:
     try:
         cfg = config_from_args(args)
-        run_cv(cfg, args.folds, progress=not args.quiet)
+        with new_run_guard(Path(cfg.out) / cfg.name):
+            run_cv(cfg, args.folds, progress=not args.quiet)
     except (ConfigError, CheckpointError) as e:
         print(f"mrpn cv: error: {e}", file=sys.stderr)
         return 2
