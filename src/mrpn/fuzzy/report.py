@@ -45,7 +45,8 @@ def plot_sweep(summary: dict[str, Any], path: Path, title: str = "") -> Path:
         ax.set_xticks(x)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy on held-out actors (%)")
-    axes[1].legend(loc="lower left", fontsize=8, ncol=2)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, bbox_to_anchor=(0.5, -0.06))
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
