@@ -18,7 +18,8 @@ def test_demo_quick_learns_and_reports(tmp_path, capsys):
     acc = res["summary"]["accuracy"]
     clean = {m: acc["p00"][m]["clean"]["mean"] for m in acc["p00"]}
     assert set(clean) == {"vm_e2e", "am_e2e", "n0_late", "n0_e2e", "n1_e2e", "n2_e2e"}
-    # 6 classes (chance 1/6), 2 held-out actors x 12 clips: well above chance for every model
+    # 6 classes (chance 1/6), 2 held-out actors x 12 clips; the epoch is chosen on 2 of the 6 training
+    # actors, so 4 actors train: still well above chance for every model
     assert min(clean.values()) >= 0.35, clean
     assert max(clean[m] for m in ("n0_late", "n0_e2e", "n1_e2e", "n2_e2e")) >= 0.5, clean
     fuzzy = {m: acc["p30"][m]["fuzzy"]["mean"] for m in acc["p30"]}

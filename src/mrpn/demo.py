@@ -99,7 +99,7 @@ def main(args: argparse.Namespace) -> int:
 
     setup = Setup(actors=args.actors, clips_per_class=args.clips_per_class, epochs=args.epochs)
     if args.quick:
-        setup = Setup(actors=6, clips_per_class=2, epochs=8, n_folds=3)
+        setup = Setup(actors=8, clips_per_class=2, epochs=8, n_folds=4)
         args.folds = 1
     if not 0.0 < args.fuzzy <= 0.9:
         print(f"mrpn demo: --fuzzy must be in (0, 0.9], got {args.fuzzy}", file=sys.stderr)

@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-kind", choices=["mixed", "missing", "fuzzy"], default="mixed",
                    help="what a fuzzy modality shows (paper 3.1): missing = neutral, fuzzy = another emotion")
     p.add_argument("--workers", type=int, default=2, help="parallel training processes (default 2)")
-    p.add_argument("--quick", action="store_true", help="minutes: levels 0,0.3, one seed, one fold, 6 actors")
+    p.add_argument("--quick", action="store_true", help="minutes: levels 0,0.3, one seed, one fold, 8 actors")
     p.add_argument("--report-only", action="store_true", help="only (re)write the report from finished runs")
 
 
@@ -153,7 +153,7 @@ def main(args: argparse.Namespace) -> int:
                   n_folds=args.n_folds, noise_kind=args.noise_kind)
     levels, seeds, nf = args.levels, args.seeds, args.folds
     if args.quick:
-        setup = Setup(actors=6, clips_per_class=2, epochs=8, n_folds=3, noise_kind=args.noise_kind)
+        setup = Setup(actors=8, clips_per_class=2, epochs=8, n_folds=4, noise_kind=args.noise_kind)
         levels, seeds, nf = [0.0, 0.3], seeds[:1], 1
     if not 2 <= setup.n_folds <= setup.actors or not 1 <= nf <= setup.n_folds:
         print("mrpn fuzzy: need 2 <= --n-folds <= --actors and 1 <= --folds <= --n-folds", file=sys.stderr)
