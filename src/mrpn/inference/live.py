@@ -205,7 +205,9 @@ class Live:
                 kind, t2, data = self.r.q.get_nowait()
             except queue.Empty:
                 break
-            last = t2
+            # video frames and audio chunks are queued interleaved, each with its own start time, so
+            # a later item may start earlier than the one before: the restart point only moves forward
+            last = max(last, t2)
             self._seen(kind, t2, data)
             if kind == "end":
                 self.r.q.put((kind, t2, data))
