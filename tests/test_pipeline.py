@@ -255,9 +255,10 @@ def test_early_stopped_fold_does_not_train_again(corpus, tmp_path):
 
     root, _ = corpus
     cfg = load_config("cpu", overrides=TINY + [f"data.cache={root / 'cache'}", "model.kind=am",
-                                               "train.epochs=6", "train.early_stop=1", "train.lr=1e-9"])
+                                               "train.epochs=30", "train.early_stop=1", "train.lr=1e-9"])
     d = tmp_path / "fold_01"
     m1 = run_fold(cfg, 1, d, progress=False, log=lambda *a: None)
-    assert m1["epochs"] < 6                       # a tiny lr: the loss stops dropping at once
+    # a tiny lr: only the BatchNorm running statistics still move, so the loss soon stops dropping
+    assert m1["epochs"] < 30
     m2 = run_fold(cfg, 1, d, progress=False, log=lambda *a: None)
     assert m2["epochs"] == m1["epochs"]
