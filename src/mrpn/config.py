@@ -261,6 +261,7 @@ def validate(cfg: Config) -> None:
     choices = {
         "model.kind": (cfg.model.kind, ("vm", "am", "n0", "n1", "n2")),
         "model.aggregator": (cfg.model.aggregator, ("lstm", "bilstm", "transformer")),
+        "model.video_extractor": (cfg.model.video_extractor, ("resnet18", "facecnn")),
         "train.strategy": (cfg.train.strategy, ("end-to-end", "late")),
         "data.spatial_aug": (cfg.data.spatial_aug, ("clip", "frame", "none")),
         "train.precision": (cfg.train.precision, ("auto", "bf16", "fp32")),

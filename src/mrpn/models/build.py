@@ -11,6 +11,7 @@ from torch import nn
 
 from .aggregators import make_aggregator
 from .fusion import FusionNet, ModalityBranch, UniModalNet
+from .facecnn import FaceCNN
 from .resnet import ResNet18
 
 __all__ = ["ModelConfig", "build_model", "build_branch", "count_parameters", "KINDS"]
@@ -36,6 +37,7 @@ class ModelConfig:
     video_width: int = 64
     video_in_channels: int = 3
     video_stem: str = "imagenet"
+    video_extractor: str = "resnet18"  # F_v: "resnet18" (paper 5.2) or "facecnn" (VGG-style, models/facecnn.py)
     audio_width: int = 64
     audio_in_channels: int = 1
     audio_stem: str = "imagenet"
@@ -44,7 +46,9 @@ class ModelConfig:
 
 def build_branch(cfg: ModelConfig, modality: str) -> ModalityBranch:
     """F_m (ResNet18) + A_m for modality "v" or "a" — eq. (1)."""
-    if modality == "v":
+    if modality == "v" and cfg.video_extractor == "facecnn":
+        ext = FaceCNN(cfg.video_in_channels, cfg.video_width)
+    elif modality == "v":
         ext = ResNet18(cfg.video_in_channels, cfg.video_width, cfg.video_stem, cfg.zero_init_residual)
     elif modality == "a":
         ext = ResNet18(cfg.audio_in_channels, cfg.audio_width, cfg.audio_stem, cfg.zero_init_residual)

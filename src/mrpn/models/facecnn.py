@@ -15,6 +15,7 @@ keeps where on the face a feature is (mouth vs eyes), which global pooling would
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["FaceCNN"]
@@ -55,4 +56,11 @@ class FaceCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.flatten(self.pool(self.features(x)), 1)
-        return self.fc(self.drop(x))
+        lin, bn, relu = self.fc
+        h = lin(self.drop(x))
+        if self.training and h.shape[0] == 1:
+            # a batch of one frame (a short clip in a video batch) has no batch statistics: use the running ones
+            h = F.batch_norm(h, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+        else:
+            h = bn(h)
+        return relu(h)

@@ -188,7 +188,8 @@ def _schedule(opt, r: FerRecipe, steps_per_epoch: int):
     def f(step: int) -> float:
         if step < warm:
             return (step + 1) / warm
-        return 0.5 * (1 + np.cos(np.pi * min(1.0, (step - warm) / max(1, total - warm))))
+        # a Python float: numpy scalars in the scheduler state would make last.pt unreadable with weights_only
+        return float(0.5 * (1 + np.cos(np.pi * min(1.0, (step - warm) / max(1, total - warm)))))
     return torch.optim.lr_scheduler.LambdaLR(opt, f)
 
 
@@ -267,7 +268,7 @@ def train_fer(data: FerArrays, r: FerRecipe, out: str | os.PathLike, log=print) 
                     f"({n / (time.perf_counter() - t0):.0f} images/s)")
         train_s = time.perf_counter() - t0
         ev = evaluate(model, sets, len(data.classes))
-        row = {"epoch": epoch, "train_loss": tot / n, "lr_end": sched.get_last_lr()[0], "train_seconds": train_s,
+        row = {"epoch": epoch, "train_loss": tot / n, "lr_end": float(sched.get_last_lr()[0]), "train_seconds": train_s,
                "eval_seconds": time.perf_counter() - t0 - train_s, "images_per_s": n / train_s,
                "load_avg_1m": os.getloadavg()[0], **ev}
         history.append(row)
@@ -300,3 +301,31 @@ def summarise(history: list[dict], meta: dict, classes: list[str], sel: str, out
     res["threads"] = torch.get_num_threads()
     atomic_write_json(out / "metrics.json", res)
     return res
+
+
+def check_pretrained_v(path: str | os.PathLike, model_cfg, data_cfg) -> None:
+    """Refuse FER2013 weights whose extractor, width, channels or face size differ from the run's.
+
+    The safetensors metadata written by `train_fer` says what the weights were trained on; a face
+    branch fed 112-pixel RGB crops would otherwise load 48-pixel grey weights silently (all shapes but
+    the first conv's agree for a global-pool ResNet). Files without that metadata are not checked."""
+    from safetensors import safe_open
+
+    from mrpn.config import ConfigError
+
+    with safe_open(str(path), "pt") as f:
+        md = f.metadata() or {}
+    if md.get("task") != "fer2013":
+        return
+    want = {"extractor": model_cfg.video_extractor, "width": str(model_cfg.video_width),
+            "in_channels": str(model_cfg.video_in_channels), "face_size": str(data_cfg.face_size)}
+    if want["extractor"] == "resnet18":
+        want["stem"] = model_cfg.video_stem
+    keys = {"extractor": "model.video_extractor", "width": "model.video_width", "stem": "model.video_stem",
+            "in_channels": "model.video_in_channels", "face_size": "data.face_size"}
+    diffs = [f"{keys[k]}={v} but the weights were trained with {md[k]}" for k, v in want.items()
+             if k in md and md[k] != v]
+    if data_cfg.gray != (md.get("in_channels") == "1"):
+        diffs.append(f"data.gray={data_cfg.gray} but the weights expect {md.get('in_channels')} channel(s)")
+    if diffs:
+        raise ConfigError(f"pretrained F_v {path} does not fit this run: " + "; ".join(diffs))

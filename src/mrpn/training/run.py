@@ -156,6 +156,10 @@ def load_pretrained_extractors(model: torch.nn.Module, cfg: Config) -> list[str]
             continue
         if not Path(path).is_file():
             raise ConfigError(f"pretrained weights not found: {path}")
+        if m == "v":  # FER2013 weights say their extractor, width and face size: check them first
+            from mrpn.training.fer import check_pretrained_v
+
+            check_pretrained_v(path, cfg.model, cfg.data)
         sd = load_file(path)
         ext = model.branches[m].extractor
         try:
