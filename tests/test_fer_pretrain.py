@@ -181,3 +181,30 @@ def test_facecnn_is_a_visual_extractor_option_and_checks_pretrained_shapes(tmp_p
     with pytest.raises(ConfigError, match="model.video_width=16"):
         check_pretrained_v(p, replace(mc, video_width=16), cfg.data)
     assert out is None
+
+
+def test_face_margin_follows_the_training_faces(corpus):
+    """Training records the margin its faces were cut with; predict cuts faces with the model's margin."""
+    from mrpn.config import Config
+    from mrpn.data.face_geometry import FER_MARGIN, training_face_margin
+    from mrpn.data.loader import CacheSource
+
+    root, _ = corpus
+    cfg = Config()
+    cfg.data.dataset, cfg.data.face_margin = "custom", 0.4
+    src = CacheSource(str(root / "cache"))
+    assert training_face_margin(cfg, src) == (0.25, None)  # the cache's prepare.json wins over the config
+    cfg.train.pretrained_v = "fer.safetensors"
+    margin, note = training_face_margin(cfg, src)
+    assert margin == 0.25 and "--margin 0" in note
+    cfg.data.dataset = "paired"  # FER2013 faces: FER2013's own (tight) geometry
+    assert training_face_margin(cfg, src) == (FER_MARGIN, None)
+
+
+def test_predictor_crops_with_the_models_margin():
+    from mrpn.inference.predictor import Predictor
+
+    p = Predictor()  # the shipped model predates data.face_margin: it keeps prepare's old default
+    assert p.face_config().margin == p.cfg.data.face_margin == 0.25
+    p.cfg.data.face_margin = 0.0
+    assert p.face_config().margin == 0.0

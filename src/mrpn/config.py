@@ -30,6 +30,7 @@ class DataConfig:
     # video input (paper 4.4 item 1-2)
     face_size: int = 112              # side of the square face crop fed to F_v
     gray: bool = False                # 1-channel faces (FER2013-pretrained extractors expect gray)
+    face_margin: float = 0.25         # margin of the face crops (mrpn.data.face_geometry); set by training, used by predict
     video_fps: float = 0.0            # frames per second fed to the model; 0 = every cached frame
     max_frames: int = 0               # cap on frames per clip (0 = no cap), evenly sampled
     spatial_aug: str = "clip"         # "clip": same random params for all frames (Fig. 8 middle); "frame"; "none"

@@ -205,6 +205,12 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
         raise ConfigError(f"fold {fold.name}: {len(tr_idx)} training and {len(va_idx)} validation clips; "
                           f"the cache holds actors {sorted(set(c.actor for c in clips))}")
     modalities = MODALITIES[cfg.model.kind]
+    if "v" in modalities:  # the model remembers its crops' margin; predict cuts faces the same way
+        from mrpn.data.face_geometry import training_face_margin
+
+        cfg.data.face_margin, note = training_face_margin(cfg, source)
+        if note:
+            log(f"  note: {note}")
     from mrpn.training import distributed as D
 
     info, ddp_device = D.setup(cfg.train.device)
