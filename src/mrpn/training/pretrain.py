@@ -1,11 +1,13 @@
 """`mrpn pretrain`: extractor initialisation (paper 5.2).
 
-* `visual`: ResNet-18 F_v trained to classify FER2013 faces (7 classes); test accuracy reported
-  (humans reach about 65%, good single CNNs 72-73%).
+* `visual`: F_v trained to classify FER2013 faces (7 classes) by `mrpn.training.fer`: the images are
+  decoded once into a uint8 array (`mrpn.data.fer_cache`), augmented as batch tensors, the epoch
+  (and test-time flip averaging) chosen on PublicTest, PrivateTest reported. The extractor is the
+  paper's ResNet-18 or the faster VGG-style FaceCNN (`--extractor`, docs/CONFIG.md).
 * `audio`: ResNet-18 F_a trained for speaker identification on 1 s spectrogram segments from a
   folder per speaker (VoxCeleb layout `id/video/utt.wav` or any `speaker/*.wav|flac`).
 
-Both write `extractor.safetensors` (the ResNet's weights only, loadable without executing code)
+Both write `extractor.safetensors` (the extractor's weights only, loadable without executing code)
 plus `metrics.json` and `config.json`; `mrpn train --set train.pretrained_v=...` starts from them.
 Training resumes from `last.pt` when re-run.
 """
@@ -212,7 +214,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="visual: facecnn (VGG-style, fast on a CPU; default) or resnet18 (the paper's)")
     p.add_argument("--cache", default=None, help="visual: folder for the decoded FER2013 array "
                    "(default $MRPN_CACHE or ~/.cache/mrpn)")
-    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--label-smoothing", type=float, default=0.1, help="visual: label smoothing of the targets")
     p.add_argument("--mixup", type=float, default=0.0, help="visual: mixup Beta(a, a) (0 = off)")
     p.add_argument("--cutmix", type=float, default=0.0, help="visual: cutmix Beta(a, a) (0 = off)")
     p.add_argument("--erase", type=float, default=0.0, help="visual: random-erasing probability")
@@ -228,7 +230,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--limit", type=int, default=0, help="use at most N training images / files per speaker")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="audio: device (visual runs on the CPU)")
     p.add_argument("--precision", default="fp32", choices=["auto", "bf16", "fp32"])
 
 
