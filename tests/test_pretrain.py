@@ -14,6 +14,9 @@ from mrpn.config import ConfigError, load_config
 from mrpn.training.fer import FerRecipe
 from mrpn.data.datasets import CLASSES
 
+# slow: > 10 s on this project's 2-core machine (`pytest -m "not slow"` skips them while working)
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(autouse=True)
 def _own_cache(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from mrpn.models.build import ModelConfig
+from mrpn import registry
 
 
 class ConfigError(ValueError):
@@ -41,6 +41,10 @@ class DataConfig:
     segment_s: float = 1.0            # spectrogram segments of one second
     segment_hop_s: float = 0.2        # 0.2 s = audio over-sampling (AO); 1.0 = non-overlapping (WO)
     spec_size: tuple[int, int] = (256, 250)  # (freq, time) per segment; smaller = average-pooled
+    audio_frontend: str = "linear"    # "linear" (paper: log-magnitude STFT) or "logmel" (spec_size = mels x frames)
+    specaug_freq: int = 0             # SpecAugment (training only): max rows per frequency mask (0 = off)
+    specaug_time: int = 0             # max columns per time mask (0 = off)
+    specaug_masks: int = 2            # masks of each kind per segment
     # time augmentation (paper 4.4 items 2 and 4; Table 1 T vs NT)
     time_aug: bool = True
     min_slice_s: float = 1.0          # random slices last at least this long unless the clip is shorter
@@ -55,6 +59,12 @@ class TrainConfig:
     batch_size: int = 8
     lr: float = 5e-5                  # AdamW, paper 5.2
     weight_decay: float = 1e-2
+    schedule: str = "plateau"         # "plateau" (paper 5.2: halve on plateau), "onecycle", "cosine" (per step)
+    warmup_epochs: float = 0.0        # cosine: linear warm-up length; onecycle: rise length (0 = 30 % of the run)
+    label_smoothing: float = 0.0      # cross-entropy label smoothing (paper: 0)
+    mixup: float = 0.0                # mixup Beta(alpha, alpha) on inputs and targets (0 = off)
+    inner_val: bool = False           # select the epoch on a pair of training actors, not on the test fold
+    threads: int = 0                  # torch intra-op threads (0 = torch's default); recorded in the run
     lr_patience: int = 10             # halve the lr when val loss has not dropped for this many epochs (5.2)
     lr_factor: float = 0.5
     early_stop: int = 25              # stop when val loss has not dropped for this many epochs (0 = never)
@@ -67,8 +77,34 @@ class TrainConfig:
     pretrained_v: str = ""            # extractor weights (safetensors) from `mrpn pretrain visual`
     pretrained_a: str = ""            # extractor weights from `mrpn pretrain audio`
     unimodal_runs: dict = field(default_factory=dict)  # late fusion: {"v": RUN_DIR, "a": RUN_DIR}
-    log_every: int = 0                # print a line every N steps (0 = progress bar only)
     save_features: bool = True        # write validation features.npz for t-SNE
+
+
+@dataclass
+class ModelConfig:
+    kind: str = registry.DEFAULT_KIND  # a model kind of mrpn.registry: VM/AM (Table 1), N0/N1/N2 (eqs. 7-9)
+    n_classes: int = 8               # RAVDESS 8, CREMA-D 6; number of targets for regression
+    task: str = "classification"     # or "regression"
+    aggregator: str = "lstm"         # an aggregator of mrpn.registry: lstm, bilstm, transformer (5.6)
+    agg_hidden: int = 256
+    agg_layers: int = 1
+    agg_heads: int = 4               # transformer only
+    agg_dropout: float = 0.0         # between LSTM layers / inside transformer layers
+    agg_pos: str = "learned"         # transformer positional encoding: "learned" or "sinusoidal"
+    agg_max_len: int = 512           # transformer: longest sequence
+    fusion_hidden: int = 256         # hidden DenseUnit of Scoring (eq. 2)
+    fusion_input_norm: bool = True   # FeatureNorm after Concatenate (eq. 3) or not (eq. 4)
+    dropout: float = 0.3             # Scoring dropout
+    video_extractor: str = "resnet18"  # "resnet18" (paper 5.2), "cnn" (models/cnn.py) or "facecnn" (models/facecnn.py)
+    video_width: int = 64
+    video_in_channels: int = 3
+    video_stem: str = "imagenet"
+    audio_extractor: str = "resnet18"
+    audio_width: int = 64
+    audio_in_channels: int = 1
+    audio_stem: str = "imagenet"
+    extractor_dropout: float = 0.0   # Dropout2d inside the "cnn" extractor
+    zero_init_residual: bool = False
 
 
 @dataclass
@@ -165,6 +201,8 @@ def _coerce(value: Any, current: Any, key: str) -> Any:
 
 def set_key(cfg: Config, key: str, value: Any) -> None:
     """Set a dotted key ("train.lr") with type checking and a did-you-mean for typos."""
+    if key in RETIRED_KEYS:
+        raise ConfigError(f"config key {key!r} was removed: {RETIRED_KEYS[key]}")
     parts = key.split(".")
     obj: Any = cfg
     for i, part in enumerate(parts):
@@ -241,10 +279,38 @@ def load_config(preset: str = "paper", file: str | None = None, overrides: list[
     return cfg
 
 
+# Keys that older versions wrote into run folders and checkpoints and that no longer exist (a file
+# or override that sets one is still an error; a saved config that carries one still loads).
+RETIRED_KEYS = {
+    "train.log_every": "progress is printed as plain lines every 30 s when output is not a terminal",
+}
+
+
+# Keys added after configs were first saved, with the value that reproduces the older behaviour: a
+# checkpoint or run folder written before a key existed is rebuilt with this value, not with what
+# today's preset says (which may have moved on).
+LEGACY_DEFAULTS: dict[str, Any] = {
+    "data.audio_frontend": "linear", "data.specaug_freq": 0, "data.specaug_time": 0,
+    "model.audio_extractor": "resnet18", "model.video_extractor": "resnet18", "model.extractor_dropout": 0.0,
+    "data.face_margin": 0.25,
+    "train.schedule": "plateau", "train.warmup_epochs": 0.0, "train.label_smoothing": 0.0,
+    "train.mixup": 0.0, "train.inner_val": False, "train.threads": 0,
+}
+
+
 def config_from_dict(d: dict[str, Any]) -> Config:
     """Rebuild a Config saved in a checkpoint or run folder (unknown keys are an error)."""
     # derived values stored beside the config in run folders and checkpoints
     d = {k: v for k, v in d.items() if k not in ("run_label", "n_folds", "protocol")}
+    d = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items()}
+    for key, value in LEGACY_DEFAULTS.items():
+        section, name = key.split(".")
+        if isinstance(d.get(section), dict) and name not in d[section]:
+            d[section][name] = value
+    for key in RETIRED_KEYS:
+        section, name = key.split(".")
+        if isinstance(d.get(section), dict):
+            d[section].pop(name, None)
     preset = d.pop("preset", "paper")
     return load_config(preset, base=d)
 
@@ -260,19 +326,23 @@ def _parse_scalar(v: str) -> Any:
 
 def validate(cfg: Config) -> None:
     choices = {
-        "model.kind": (cfg.model.kind, ("vm", "am", "n0", "n1", "n2")),
-        "model.aggregator": (cfg.model.aggregator, ("lstm", "bilstm", "transformer")),
-        "model.video_extractor": (cfg.model.video_extractor, ("resnet18", "facecnn")),
+        "model.kind": (cfg.model.kind, tuple(registry.KINDS)),
+        "model.aggregator": (cfg.model.aggregator, tuple(registry.AGGREGATORS)),
         "train.strategy": (cfg.train.strategy, ("end-to-end", "late")),
         "data.spatial_aug": (cfg.data.spatial_aug, ("clip", "frame", "none")),
         "train.precision": (cfg.train.precision, ("auto", "bf16", "fp32")),
+        "train.schedule": (cfg.train.schedule, ("plateau", "onecycle", "cosine")),
+        "data.audio_frontend": (cfg.data.audio_frontend, ("linear", "logmel")),
+        "model.audio_extractor": (cfg.model.audio_extractor, ("resnet18", "cnn")),
+        "model.video_extractor": (cfg.model.video_extractor, ("resnet18", "cnn", "facecnn")),
         "train.select": (cfg.train.select, ("accuracy", "loss")),
     }
     for key, (val, ok) in choices.items():
         if val not in ok:
             raise ConfigError(f"{key}={val!r}: choose one of {', '.join(ok)}")
-    if cfg.train.strategy == "late" and cfg.model.kind not in ("n0", "n1", "n2"):
-        raise ConfigError("train.strategy=late needs a fusion model (n0, n1 or n2)")
+    if cfg.train.strategy == "late" and not registry.kind(cfg.model.kind).fusion:
+        fusion = [k.name for k in registry.KINDS.values() if k.fusion]
+        raise ConfigError(f"train.strategy=late needs a fusion model ({', '.join(fusion)})")
     if cfg.data.segment_hop_s <= 0 or cfg.data.segment_s <= 0:
         raise ConfigError("data.segment_s and data.segment_hop_s must be > 0")
     if cfg.train.batch_size < 1 or cfg.train.epochs < 1:

@@ -27,7 +27,7 @@ import os
 import random
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -146,6 +146,25 @@ def split_clips(clips: Iterable[Any], fold: Fold) -> tuple[list[Any], list[Any]]
         raise ValueError(f"fold {fold.name}: clips of actors {sorted(unknown)} are in neither its train nor its "
                          f"val actors; does the protocol match the dataset?")
     return train, val
+
+
+def inner_val_actors(protocol: Protocol, fold_index: int, train_actors: Iterable[str]) -> list[str]:
+    """Actors held out of fold `fold_index`'s (1-based) training set to choose its epoch (issue 9 item 4).
+
+    Deterministic and never a test actor: the validation actors of the next fold of the protocol
+    (cyclically) that are training actors of this one, e.g. A3,4 for fold A1,2 of ravdess_paper12
+    (one man and one woman, like every paper fold). When that leaves nothing (a protocol whose folds
+    overlap), the first two training actors in sorted order."""
+    train = sorted(set(train_actors))
+    if len(train) < 2:
+        raise ValueError(f"fold {fold_index}: an inner validation split needs at least 2 training actors, "
+                         f"got {len(train)}")
+    n = len(protocol.folds)
+    nxt = protocol.folds[fold_index % n]
+    chosen = [a for a in nxt.val_actors if a in set(train)]
+    if not chosen or len(chosen) == len(train):
+        chosen = train[:2]
+    return sorted(chosen)
 
 
 def make_actor_folds(actors: Iterable[str], k: int, genders: dict[str, str | None] | None = None,

@@ -4,13 +4,13 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from mrpn.models.loss import mrpn_loss
+from mrpn.progress import progress as progress_bar
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -34,20 +34,54 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device, channels_las
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def mixup_batch(batch: dict[str, torch.Tensor], alpha: float, generator: torch.Generator,
+                modalities: tuple[str, ...]) -> tuple[dict[str, torch.Tensor], torch.Tensor, float]:
+    """Mixup (Zhang et al. 2018): x = lam x_i + (1 - lam) x_perm(i), for every modality with the same
+    lam and partner, so the fused input stays one consistent mixed clip. Padded sequences are mixed
+    element by element and keep the longer length (a padded step of the shorter clip is zeros).
+    Returns the mixed batch, the partners' labels and lam; the loss is lam L(y) + (1 - lam) L(y_perm)."""
+    lam = float(torch.distributions.Beta(alpha, alpha).sample()) if alpha > 0 else 1.0
+    lam = max(lam, 1.0 - lam)  # the first clip dominates, so its label is the "true" one for accuracy
+    b = batch["label"].shape[0]
+    perm = torch.randperm(b, generator=generator)
+    out = dict(batch)
+    for m in modalities:
+        if m in batch:
+            out[m] = lam * batch[m] + (1.0 - lam) * batch[m][perm]
+            out[m + "_len"] = torch.maximum(batch[m + "_len"], batch[m + "_len"][perm])
+    return out, batch["label"][perm], lam
+
+
 def train_one_epoch(model: torch.nn.Module, loader, optimizer: torch.optim.Optimizer, device: torch.device,
                     precision: str = "auto", channels_last: bool = True, grad_clip: float = 0.0,
                     task: str = "classification", desc: str = "train", progress: bool = True,
-                    scaler: Any = None) -> dict[str, float]:
+                    scaler: Any = None, step_scheduler: Any = None, label_smoothing: float = 0.0,
+                    mixup: float = 0.0, seed: int = 0) -> dict[str, float]:
+    """One pass over `loader`. `step_scheduler` (one-cycle, cosine) is stepped after every batch;
+    `mixup` > 0 mixes pairs of clips (classification only), with partners drawn from `seed`."""
     model.train()
     totals: dict[str, float] = {}
     n, correct, t0 = 0, 0, time.perf_counter()
-    bar = tqdm(loader, desc=desc, leave=False, unit="batch", disable=not progress, dynamic_ncols=True)
+    gen = torch.Generator().manual_seed(seed)
+    modalities = tuple(getattr(getattr(model, "module", model), "modalities", ()))
+    bar = progress_bar(loader, desc=desc, leave=False, unit="batch", disable=not progress)
     for batch in bar:
-        batch = to_device(batch, device, channels_last)
         y = batch["label"]
+        if mixup > 0 and task == "classification":
+            batch, y2, lam = mixup_batch(batch, mixup, gen, modalities)
+        else:
+            y2, lam = None, 1.0
+        batch = to_device(batch, device, channels_last)
+        y = y.to(device)
         with autocast(device, precision):
             out = model(batch)
-            loss, terms = mrpn_loss(out, y, task=task)
+            loss, terms = mrpn_loss(out, y, task=task, label_smoothing=label_smoothing)
+            if y2 is not None and lam < 1.0:
+                loss2, terms2 = mrpn_loss(out, y2.to(device), task=task, label_smoothing=label_smoothing)
+                loss = lam * loss + (1.0 - lam) * loss2
+                terms = {k: lam * v + (1.0 - lam) * terms2[k] for k, v in terms.items()}
+        if not math.isfinite(loss.item()):  # before the step: a non-finite loss must not reach the weights
+            raise FloatingPointError(f"loss became {loss.item()} in {desc}; lower train.lr or use train.precision=fp32")
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -61,8 +95,8 @@ def train_one_epoch(model: torch.nn.Module, loader, optimizer: torch.optim.Optim
             scaler.update()
         else:
             optimizer.step()
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"loss became {loss.item()} in {desc}; lower train.lr or use train.precision=fp32")
+        if step_scheduler is not None:
+            step_scheduler.step()
         b = y.shape[0]
         n += b
         for k, v in terms.items():
@@ -90,7 +124,7 @@ def evaluate(model: torch.nn.Module, loader, device: torch.device, precision: st
     losses, ys, preds, probs, idx = [], [], [], [], []
     feats: dict[str, list[np.ndarray]] = {}
     side: dict[str, list[np.ndarray]] = {}
-    for batch in tqdm(loader, desc=desc, leave=False, unit="batch", disable=not progress, dynamic_ncols=True):
+    for batch in progress_bar(loader, desc=desc, leave=False, unit="batch", disable=not progress):
         batch = to_device(batch, device, channels_last)
         y = batch["label"]
         with autocast(device, precision):

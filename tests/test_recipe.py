@@ -1,0 +1,184 @@
+"""The parts of the training recipe (issue 9): each does what it claims to the input, fast."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mrpn.config import config_from_dict, load_config
+from mrpn.features.spectrogram import audio_segments, logmel_segments, mel_filterbank, spec_augment
+
+
+def test_mel_filterbank_is_triangular_and_ordered():
+    fb = mel_filterbank(257, 64, 16000)
+    assert fb.shape == (64, 257) and (fb >= 0).all()
+    peaks = fb.argmax(1)
+    assert (peaks[1:] >= peaks[:-1]).all()                  # band centres rise with the band index
+    assert (fb > 0).sum(1).min() >= 1                       # no empty band at 64 mels over 257 bins
+    widths = (fb > 0).sum(1).float()
+    assert widths[-1] > 3 * widths[5]                       # mel bands widen with frequency
+
+
+def test_logmel_puts_a_tone_in_the_right_band():
+    sr = 16000
+    t = torch.arange(sr * 2) / sr
+    for f in (300.0, 3000.0):
+        x = logmel_segments(torch.sin(2 * math.pi * f * t), sr, 1.0, 0.5, 512, (64, 50))
+        assert x.shape == (3, 1, 64, 50)                    # (2 s - 1 s) / 0.5 s + 1 segments
+        band = int(x[0, 0].mean(1).argmax())
+        fb = mel_filterbank(257, 64, sr)
+        centre_hz = float(fb[band].argmax()) * sr / 2 / 256
+        assert abs(centre_hz - f) / f < 0.15, (f, centre_hz)
+
+
+def test_audio_segments_dispatches_on_the_front_end():
+    wave = torch.randn(24000)
+    lin = load_config("paper").data
+    mel = load_config("paper", overrides=["data.audio_frontend=logmel", "data.spec_size=40x25"]).data
+    assert audio_segments(wave, lin).shape[-2:] == (256, 250)
+    assert audio_segments(wave, mel).shape[-2:] == (40, 25)
+
+
+def test_spec_augment_masks_bands_and_spans_without_touching_the_input():
+    x = torch.randn(4, 1, 64, 50)
+    rng = np.random.default_rng(0)
+    y = spec_augment(x, rng, freq_width=10, time_width=8, n_masks=2)
+    assert not torch.equal(x, y) and y.shape == x.shape
+    changed = (x != y)
+    # every changed value equals its segment's fill value (the segment mean): no new extremes
+    for s in range(4):
+        vals = y[s][changed[s]]
+        if vals.numel():
+            assert torch.allclose(vals, x[s].mean().expand_as(vals))
+    # masks are whole rows or whole columns
+    rows = changed[:, 0].all(dim=2).any(1)
+    cols = changed[:, 0].all(dim=1).any(1)
+    assert (rows | cols).any()
+    assert torch.equal(spec_augment(x, rng, 0, 0), x)
+
+
+def test_mixup_mixes_inputs_and_weights_sum_to_one():
+    from mrpn.training.loop import mixup_batch
+
+    b = {"a": torch.randn(6, 3, 1, 8, 8), "a_len": torch.tensor([3, 2, 1, 3, 2, 1]), "label": torch.arange(6),
+         "index": torch.arange(6)}
+    g = torch.Generator().manual_seed(0)
+    out, y2, lam = mixup_batch(b, 0.4, g, ("a",))
+    assert 0.5 <= lam < 1.0
+    # labels are 0..5, so the partners' labels are the partners' positions
+    partner = y2
+    assert sorted(partner.tolist()) == list(range(6))       # a permutation of the batch
+    assert torch.allclose(out["a"], lam * b["a"] + (1 - lam) * b["a"][partner], atol=1e-6)
+    assert torch.equal(out["a_len"], torch.maximum(b["a_len"], b["a_len"][partner]))
+    assert torch.equal(out["label"], b["label"])            # the dominant clip keeps its label
+    # soft targets lam * onehot(y) + (1 - lam) * onehot(y2) are a distribution
+    soft = lam * torch.nn.functional.one_hot(b["label"], 6) + (1 - lam) * torch.nn.functional.one_hot(y2, 6)
+    assert torch.allclose(soft.sum(1), torch.ones(6, dtype=soft.dtype))
+
+
+@pytest.mark.parametrize("name", ["ravdess_paper12", "ravdess_hicmae6", "cremad_paper"])
+def test_inner_split_never_holds_a_test_actor(name):
+    from mrpn.data.folds import inner_val_actors, load_protocol
+
+    p = load_protocol(name)
+    seen = set()
+    for k, fold in enumerate(p.folds, 1):
+        inner = inner_val_actors(p, k, fold.train_actors)
+        assert inner and not set(inner) & set(fold.val_actors)
+        assert set(inner) <= set(fold.train_actors)
+        assert inner == inner_val_actors(p, k, fold.train_actors)    # deterministic
+        seen.add(tuple(inner))
+    assert len(seen) == len(p.folds)                                   # a different pair per fold
+
+
+def test_schedules_rise_and_fall():
+    from mrpn.training.run import make_scheduler
+
+    for sched in ("onecycle", "cosine"):
+        cfg = load_config("cpu", overrides=[f"train.schedule={sched}", "train.epochs=4", "train.lr=1e-2",
+                                            "train.warmup_epochs=1"])
+        opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=cfg.train.lr)
+        per_epoch, per_step = make_scheduler(cfg, opt, steps_per_epoch=10)
+        assert per_epoch is None
+        lrs = []
+        for _ in range(40):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            per_step.step()
+        peak = int(np.argmax(lrs))
+        assert 5 <= peak <= 12 and max(lrs) == pytest.approx(1e-2, rel=0.05)
+        assert lrs[-1] < 0.05 * max(lrs) and lrs[0] < 0.2 * max(lrs)
+    cfg = load_config("cpu", overrides=["train.schedule=plateau"])
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    per_epoch, per_step = make_scheduler(cfg, opt, 10)
+    assert per_step is None and isinstance(per_epoch, torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+
+def test_configs_saved_before_the_recipe_keep_their_meaning():
+    """A checkpoint's config without the new keys means linear spectrograms, ResNet-18, plateau."""
+    d = load_config("cpu").to_dict()
+    for section, key in (("data", "audio_frontend"), ("model", "audio_extractor"), ("train", "schedule"),
+                         ("train", "inner_val"), ("data", "specaug_freq")):
+        d[section].pop(key)
+    cfg = config_from_dict(json.loads(json.dumps(d)))
+    assert (cfg.data.audio_frontend, cfg.model.audio_extractor, cfg.train.schedule) == ("linear", "resnet18",
+                                                                                         "plateau")
+    assert cfg.train.inner_val is False and cfg.data.specaug_freq == 0
+
+
+def test_cnn_extractor_every_parameter_gets_a_gradient():
+    from mrpn.models.build import ModelConfig, build_model
+
+    m = build_model(ModelConfig(kind="n2", n_classes=3, audio_extractor="cnn", video_extractor="cnn",
+                                audio_width=4, video_width=4, video_in_channels=1, agg_hidden=8,
+                                fusion_hidden=8, extractor_dropout=0.1))
+    batch = {"v": torch.randn(4, 3, 1, 24, 24), "v_len": torch.tensor([3, 2, 3, 1]),
+             "a": torch.randn(4, 2, 1, 32, 20), "a_len": torch.tensor([2, 2, 1, 1])}
+    from mrpn.models.loss import mrpn_loss
+
+    loss, _ = mrpn_loss(m(batch), torch.tensor([0, 1, 2, 0]))
+    loss.backward()
+    missing = [n for n, p in m.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, missing
+
+
+@pytest.mark.slow
+def test_inner_validation_fold_reports_both_selections(corpus):
+    """A fold trained with train.inner_val chooses its epoch on training actors and says so."""
+    from mrpn.training.run import run_fold
+
+    root, _ = corpus
+    cfg = load_config("cpu", overrides=[
+        "data.face_size=32", "data.spec_size=16x10", "data.audio_frontend=logmel", "model.audio_extractor=cnn",
+        "model.audio_width=4", "model.agg_hidden=8", "model.fusion_hidden=8", "train.epochs=2",
+        "train.batch_size=4", "train.schedule=onecycle", "train.inner_val=true", "train.mixup=0.4",
+        "train.label_smoothing=0.1", "data.specaug_freq=3", "data.specaug_time=2", "data.workers=0",
+        "data.dataset=synth", "model.kind=am", f"data.cache={root / 'cache'}", f"out={root / 'runs'}",
+        "name=inner", "train.early_stop=0"])
+    m = run_fold(cfg, 1, root / "runs" / "inner" / "fold_01", progress=False, log=lambda *a: None)
+    assert m["selection"] == "inner" and m["inner_val_actors"]
+    assert not set(m["inner_val_actors"]) & set(m["val_actors"])
+    assert m["n_train"] + m["n_val"] < 12                   # the inner actors left the training set
+    hist = json.loads((root / "runs" / "inner" / "fold_01" / "history.json").read_text())
+    assert all("inner_accuracy" in r for r in hist)
+    assert m["accuracy_test_selected"] >= m["accuracy_inner_selected"]
+    assert m["threads"] >= 1
+
+
+def test_cv_summary_reports_every_selection(tmp_path):
+    from mrpn.training.cv import summarise
+
+    for k, (acc, inner, test, last) in enumerate([(0.5, 0.5, 0.6, 0.55), (0.7, 0.7, 0.75, 0.7)], 1):
+        d = tmp_path / f"fold_{k:02d}"
+        d.mkdir()
+        (d / "metrics.json").write_text(json.dumps({
+            "fold": f"F{k}", "accuracy": acc, "uar": acc, "macro_f1": acc, "selection": "inner",
+            "accuracy_inner_selected": inner, "accuracy_test_selected": test, "accuracy_last_epoch": last}))
+    s = summarise(tmp_path)
+    assert s["selection"] == ["inner"]
+    assert s["accuracy_inner_selected"]["mean"] == pytest.approx(0.6)
+    assert s["accuracy_test_selected"]["mean"] == pytest.approx(0.675)
+    assert s["accuracy_test_selected"]["per_fold"] == {"F1": 0.6, "F2": 0.75}
