@@ -57,7 +57,7 @@ def _clip_usage(clip) -> int:
 
 def file_list_key(clips, root: Path) -> str:
     """sha1 over (relative name, size) of every image; a CSV is keyed by its size and mtime."""
-    h = hashlib.sha1(f"v{CACHE_VERSION}".encode())
+    h = hashlib.sha1(f"fer-cache-{CACHE_VERSION}".encode())
     seen_csv = set()
     for c in clips:
         path = c.video.split("#", 1)[0]
@@ -77,7 +77,8 @@ def default_cache_dir() -> Path:
 
 def load_fer(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None, log=None) -> FerArrays:
     """All FER2013 images (train and test) with labels and usage, from the cache when it is current."""
-    from mrpn.data.datasets import CLASSES, DatasetError, _fer_folder_arrays, scan_fer2013, _fer_layout
+    from mrpn.data.datasets import CLASSES, DatasetError, load_fer2013_arrays, scan_fer2013
+    from mrpn.data.datasets.fer2013 import _fer_folder_arrays, _fer_layout
     from mrpn.io import atomic_write_with
 
     try:
@@ -101,8 +102,6 @@ def load_fer(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None
             if log:
                 log(f"rebuilding damaged FER2013 cache {path}: {type(e).__name__}")
     if layout == "csv":
-        from mrpn.data.datasets import load_fer2013_arrays
-
         images, labels = load_fer2013_arrays(root, "all")  # the CSV rows in file order = clip order
         usage = np.array([_clip_usage(c) for c in clips], np.uint8)
     else:
