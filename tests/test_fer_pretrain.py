@@ -156,31 +156,32 @@ def test_facecnn_is_a_visual_extractor_option_and_checks_pretrained_shapes(tmp_p
 
     from safetensors.torch import save_file
 
-    from mrpn.config import Config
-    from mrpn.models.build import ModelConfig, build_model
+    from mrpn import registry
+    from mrpn.config import load_config
+    from mrpn.models.build import build_model
     from mrpn.models.facecnn import FaceCNN
     from mrpn.training.fer import check_pretrained_v
+    from mrpn.training.setup import load_pretrained_extractors
 
     ext = FaceCNN(1, 8)
     ext.train()
     assert ext(torch.rand(1, 1, 48, 48)).shape == (1, 256)  # one frame in train mode works
-    mc = ModelConfig(kind="vm", n_classes=8, video_extractor="facecnn", video_width=8, video_in_channels=1,
-                     agg_hidden=16, fusion_hidden=16)
-    model = build_model(mc)
-    out = model({"v": torch.rand(2, 3, 1, 48, 48)}, {"v": torch.tensor([3, 2])}) if False else None
-    sd = {k: v.contiguous() for k, v in ext.state_dict().items()}
     p = tmp_path / "ext.safetensors"
-    save_file(sd, str(p), metadata={"task": "fer2013", "extractor": "facecnn", "width": "8",
-                                    "in_channels": "1", "face_size": "48"})
-    model.branches["v"].extractor.load_state_dict(sd)
-    cfg = Config()
-    cfg.data.face_size, cfg.data.gray = 48, True
-    check_pretrained_v(p, mc, cfg.data)
+    save_file({k: v.contiguous() for k, v in ext.state_dict().items()}, str(p),
+              metadata={"task": "fer2013", "extractor": "facecnn", "width": "8", "in_channels": "1", "face_size": "48"})
+    cfg = load_config("cpu", overrides=["model.kind=vm", "model.video_extractor=facecnn", "model.video_width=8",
+                                        f"train.pretrained_v={p}"])
+    model = build_model(cfg.model)
+    assert load_pretrained_extractors(model, cfg)
+    (m,) = registry.modalities_of("vm")
+    torch.testing.assert_close(model.branches[m].extractor.state_dict(), ext.state_dict())
+    model.eval()
+    out = model({m: torch.rand(2, 3, 1, 48, 48), m + "_len": torch.tensor([3, 2])})
+    assert out["scores"].shape == (2, cfg.model.n_classes)
     with pytest.raises(ConfigError, match="data.face_size=112"):
-        check_pretrained_v(p, mc, replace(cfg.data, face_size=112))
+        check_pretrained_v(p, cfg.model, replace(cfg.data, face_size=112))
     with pytest.raises(ConfigError, match="model.video_width=16"):
-        check_pretrained_v(p, replace(mc, video_width=16), cfg.data)
-    assert out is None
+        check_pretrained_v(p, replace(cfg.model, video_width=16), cfg.data)
 
 
 def test_face_margin_follows_the_training_faces(corpus):
