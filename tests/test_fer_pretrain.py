@@ -149,6 +149,16 @@ def test_tiny_training_writes_history_weights_and_resumes(tmp_path):
     logs.clear()
     again = train_fer(data, r, tmp_path / "run", log=logs.append)  # resumes after the last epoch: no work
     assert any("resuming after epoch 2" in m for m in logs) and again["epoch"] == res["epoch"]
+    # a second cycle starts from the first run's chosen weights
+    from safetensors.torch import load_file
+
+    r2 = FerRecipe(width=4, epochs=1, batch_size=32, lr=0.0, init=str(tmp_path / "run" / "classifier.safetensors"))
+    train_fer(data, r2, tmp_path / "run2", log=logs.append)
+    first, second = load_file(tmp_path / "run" / "classifier.safetensors"), load_file(
+        tmp_path / "run2" / "classifier.safetensors")
+    torch.testing.assert_close(first["head.weight"], second["head.weight"])  # lr 0: nothing moved
+    with pytest.raises(Exception, match="do not fit"):
+        train_fer(data, FerRecipe(width=8, epochs=1, batch_size=32, init=r2.init), tmp_path / "run3")
 
 
 def test_facecnn_is_a_visual_extractor_option_and_checks_pretrained_shapes(tmp_path):

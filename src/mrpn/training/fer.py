@@ -50,6 +50,7 @@ class FerRecipe:
     face_size: int = 48
     in_channels: int = 1
     limit: int = 0                   # train on a random subset of this many images (0 = all; smoke runs)
+    init: str = ""                   # start from these weights (a classifier.safetensors of an earlier run)
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -193,6 +194,19 @@ def _schedule(opt, r: FerRecipe, steps_per_epoch: int):
     return torch.optim.lr_scheduler.LambdaLR(opt, f)
 
 
+def _load_init(model: Classifier, path: str) -> None:
+    from safetensors.torch import load_file
+
+    if not Path(path).is_file():
+        raise CheckpointError(f"--init weights not found: {path}")
+    sd = load_file(path)
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise CheckpointError(f"--init weights {path} do not fit this extractor (use the classifier.safetensors "
+                              f"of a run with the same extractor and width): {str(e).splitlines()[0][:200]}") from None
+
+
 def _save_weights(model: Classifier, out: Path, meta: dict) -> None:
     from safetensors.torch import save_file
 
@@ -230,6 +244,8 @@ def train_fer(data: FerArrays, r: FerRecipe, out: str | os.PathLike, log=print) 
     if spe < 1:
         raise ValueError(f"{len(tr_x)} training images are fewer than one batch of {r.batch_size}")
     sched = _schedule(opt, r, spe)
+    if r.init:  # a second cycle from an earlier run's weights (warm restart); last.pt below takes precedence
+        _load_init(model, r.init)
     start, history = 0, []
     last = out_p / "last.pt"
     if last.is_file():
