@@ -325,12 +325,11 @@ def check_pretrained_v(path: str | os.PathLike, model_cfg, data_cfg) -> None:
     The safetensors metadata written by `train_fer` says what the weights were trained on; a face
     branch fed 112-pixel RGB crops would otherwise load 48-pixel grey weights silently (all shapes but
     the first conv's agree for a global-pool ResNet). Files without that metadata are not checked."""
-    from safetensors import safe_open
-
+    from mrpn.checkpoint import read_header
     from mrpn.config import ConfigError
 
-    with safe_open(str(path), "pt") as f:
-        md = f.metadata() or {}
+    _, md = read_header(Path(path))  # the header only, checked: a damaged file is a one-line error
+    md = md or {}
     if md.get("task") != "fer2013":
         return
     want = {"extractor": model_cfg.video_extractor, "width": str(model_cfg.video_width),
