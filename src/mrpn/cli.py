@@ -22,8 +22,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("mrpn.inference.export", "export a trained model to ONNX"),
     "live": ("mrpn.inference.live", "rolling emotion from a camera, a stream URL or a file at real-time speed"),
     "serve": ("mrpn.serve", "local web page + JSON API: upload or record a video, see the emotion timeline"),
-    "synth": ("mrpn.data.synth", "generate a synthetic audio-video emotion corpus"),
-    "demo": ("mrpn.demo", "end-to-end demo: synth -> prepare -> cv -> report, in minutes"),
+    "synth": ("mrpn.synth.cli", "generate a synthetic audio-video emotion corpus"),
+    "demo": ("mrpn.demo", "the fuzziness experiment in minutes: synth -> prepare -> six models -> report"),
+    "fuzzy": ("mrpn.fuzzy.cli", "sweep the fuzzy fraction of the synthetic corpus: VM, AM, N0, N1, N2 (paper 3)"),
 }
 
 
