@@ -10,7 +10,8 @@ import pytest
 import soundfile as sf
 from safetensors.torch import load_file
 
-from mrpn.config import load_config
+from mrpn.config import ConfigError, load_config
+from mrpn.training.fer import FerRecipe
 from mrpn.data.datasets import CLASSES
 
 # slow: > 10 s on this project's 2-core machine (`pytest -m "not slow"` skips them while working)
@@ -40,9 +41,11 @@ def test_pretrain_visual_writes_loadable_extractor(tmp_path):
     from mrpn.models.build import build_model
 
     _fer_folder(tmp_path / "fer")
-    r = pretrain_visual(str(tmp_path / "fer"), str(tmp_path / "out"), width=4, epochs=2, batch_size=8,
-                        log=lambda *a: None)
-    assert 0.0 <= r["test_accuracy"] <= 1.0 and len(r["history"]) == 2
+    r = pretrain_visual(str(tmp_path / "fer"), str(tmp_path / "out"),
+                        FerRecipe(extractor="resnet18", width=4, epochs=2, batch_size=8), log=lambda *a: None)
+    # test images without PublicTest_/PrivateTest_ names: the epoch is chosen on the whole test set, and it says so
+    assert r["selected_on"] == "test" and 0.0 <= r["test_accuracy"] <= 1.0
+    assert len(json.loads((tmp_path / "out" / "history.json").read_text())["history"]) == 2
     sd = load_file(tmp_path / "out" / "extractor.safetensors")
     assert "conv1.weight" in sd and sd["conv1.weight"].shape[1] == 1
     cfg = load_config("cpu", overrides=["model.kind=n2", "model.video_width=4",
@@ -51,7 +54,7 @@ def test_pretrain_visual_writes_loadable_extractor(tmp_path):
     assert load_pretrained_extractors(model, cfg)
     assert np.allclose(model.branches["v"].extractor.conv1.weight.detach().numpy(), sd["conv1.weight"].numpy())
     meta = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert meta["task"] == "fer2013"
+    assert meta["recipe"]["task"] == "fer2013"
 
 
 def test_pretrained_extractor_of_wrong_width_is_a_clear_error(tmp_path):
@@ -61,11 +64,11 @@ def test_pretrained_extractor_of_wrong_width_is_a_clear_error(tmp_path):
     from mrpn.models.build import build_model
 
     _fer_folder(tmp_path / "fer", per_class=2)
-    pretrain_visual(str(tmp_path / "fer"), str(tmp_path / "out"), width=4, epochs=1, batch_size=8,
-                    log=lambda *a: None)
+    pretrain_visual(str(tmp_path / "fer"), str(tmp_path / "out"),
+                    FerRecipe(extractor="resnet18", width=4, epochs=1, batch_size=8), log=lambda *a: None)
     cfg = load_config("cpu", overrides=["model.kind=vm", "model.video_width=8",
                                         f"train.pretrained_v={tmp_path / 'out' / 'extractor.safetensors'}"])
-    with pytest.raises(CheckpointError, match="does not fit"):
+    with pytest.raises((CheckpointError, ConfigError), match="does not fit"):
         load_pretrained_extractors(build_model(cfg.model), cfg)
 
 

@@ -30,6 +30,7 @@ class DataConfig:
     # video input (paper 4.4 item 1-2)
     face_size: int = 112              # side of the square face crop fed to F_v
     gray: bool = False                # 1-channel faces (FER2013-pretrained extractors expect gray)
+    face_margin: float = 0.25         # margin of the face crops (mrpn.data.face_geometry); set by training, used by predict
     video_fps: float = 0.0            # frames per second fed to the model; 0 = every cached frame
     max_frames: int = 0               # cap on frames per clip (0 = no cap), evenly sampled
     spatial_aug: str = "clip"         # "clip": same random params for all frames (Fig. 8 middle); "frame"; "none"
@@ -94,7 +95,7 @@ class ModelConfig:
     fusion_hidden: int = 256         # hidden DenseUnit of Scoring (eq. 2)
     fusion_input_norm: bool = True   # FeatureNorm after Concatenate (eq. 3) or not (eq. 4)
     dropout: float = 0.3             # Scoring dropout
-    video_extractor: str = "resnet18"  # "resnet18" (paper 5.2) or "cnn" (4-block VGG-style, models/cnn.py)
+    video_extractor: str = "resnet18"  # "resnet18" (paper 5.2), "cnn" (models/cnn.py) or "facecnn" (models/facecnn.py)
     video_width: int = 64
     video_in_channels: int = 3
     video_stem: str = "imagenet"
@@ -291,6 +292,7 @@ RETIRED_KEYS = {
 LEGACY_DEFAULTS: dict[str, Any] = {
     "data.audio_frontend": "linear", "data.specaug_freq": 0, "data.specaug_time": 0,
     "model.audio_extractor": "resnet18", "model.video_extractor": "resnet18", "model.extractor_dropout": 0.0,
+    "data.face_margin": 0.25,
     "train.schedule": "plateau", "train.warmup_epochs": 0.0, "train.label_smoothing": 0.0,
     "train.mixup": 0.0, "train.inner_val": False, "train.threads": 0,
 }
@@ -332,7 +334,7 @@ def validate(cfg: Config) -> None:
         "train.schedule": (cfg.train.schedule, ("plateau", "onecycle", "cosine")),
         "data.audio_frontend": (cfg.data.audio_frontend, ("linear", "logmel")),
         "model.audio_extractor": (cfg.model.audio_extractor, ("resnet18", "cnn")),
-        "model.video_extractor": (cfg.model.video_extractor, ("resnet18", "cnn")),
+        "model.video_extractor": (cfg.model.video_extractor, ("resnet18", "cnn", "facecnn")),
         "train.select": (cfg.train.select, ("accuracy", "loss")),
     }
     for key, (val, ok) in choices.items():

@@ -79,7 +79,8 @@ class Predictor:
         from mrpn.data.faces import FaceConfig
 
         d = self.cfg.data
-        return FaceConfig(detector=self.detector_name, face_size=d.face_size, gray=d.gray)
+        # the margin the model's training faces were cut with (data.face_margin; 0.25 for older models)
+        return FaceConfig(detector=self.detector_name, face_size=d.face_size, gray=d.gray, margin=d.face_margin)
 
     def detector(self):
         if self._detector is None:

@@ -13,13 +13,14 @@ from mrpn.config import ModelConfig
 
 from .aggregators import make_aggregator
 from .cnn import ConvNet
+from .facecnn import FaceCNN
 from .fusion import FusionNet, ModalityBranch, UniModalNet
 from .resnet import ResNet18
 
 __all__ = ["ModelConfig", "build_model", "build_branch", "build_aggregator", "count_parameters", "KINDS"]
 
 KINDS = tuple(registry.KINDS)  # the built-in kinds, for tests and docs
-EXTRACTORS = ("resnet18", "cnn")
+EXTRACTORS = ("resnet18", "cnn", "facecnn")
 
 
 def build_extractor(cfg: ModelConfig, modality: str) -> nn.Module:
@@ -35,6 +36,8 @@ def build_extractor(cfg: ModelConfig, modality: str) -> nn.Module:
         return ResNet18(channels, width, getattr(cfg, f"{ext}_stem"), cfg.zero_init_residual)
     if net == "cnn":
         return ConvNet(channels, width, blocks=4, dropout=cfg.extractor_dropout)
+    if net == "facecnn":  # 48x48 faces with a dense layer on the 3x3 map (FER2013 pretraining, models/facecnn.py)
+        return FaceCNN(channels, width)
     raise ValueError(f"extractor must be one of {EXTRACTORS}, got {net!r}")
 
 

@@ -17,6 +17,7 @@ import torch
 
 from mrpn import registry
 from mrpn.config import Config, ConfigError, config_from_dict
+from mrpn.data.face_geometry import training_face_margin
 from mrpn.io import atomic_write_json
 from mrpn.training import distributed as D
 from mrpn.training.checkpoint import (CheckpointError, check_compatible, load_checkpoint, load_model_weights,
@@ -106,6 +107,11 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
     seed_everything(cfg.train.seed)
     # the caller's config stays as it was; this fold's copy records the number of classes
     cfg = replace(cfg, model=replace(cfg.model, n_classes=len(data.classes)))
+    # the model remembers its face crops' margin, so predict cuts faces the same way (data/face_geometry.py)
+    margin, note = training_face_margin(cfg, data.source)
+    cfg = replace(cfg, data=replace(cfg.data, face_margin=margin))
+    if note and cfg.train.pretrained_v:
+        log(f"  note: {note}")
     model = build(cfg, len(data.classes)).to(device)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)

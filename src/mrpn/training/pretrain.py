@@ -1,11 +1,13 @@
 """`mrpn pretrain`: extractor initialisation (paper 5.2).
 
-* `visual`: ResNet-18 F_v trained to classify FER2013 faces (7 classes); test accuracy reported
-  (humans reach about 65%, good single CNNs 72-73%).
+* `visual`: F_v trained to classify FER2013 faces (7 classes) by `mrpn.training.fer`: the images are
+  decoded once into a uint8 array (`mrpn.data.fer_cache`), augmented as batch tensors, the epoch
+  (and test-time flip averaging) chosen on PublicTest, PrivateTest reported. The extractor is the
+  paper's ResNet-18 or the faster VGG-style FaceCNN (`--extractor`, docs/CONFIG.md).
 * `audio`: ResNet-18 F_a trained for speaker identification on 1 s spectrogram segments from a
   folder per speaker (VoxCeleb layout `id/video/utt.wav` or any `speaker/*.wav|flac`).
 
-Both write `extractor.safetensors` (the ResNet's weights only, loadable without executing code)
+Both write `extractor.safetensors` (the extractor's weights only, loadable without executing code)
 plus `metrics.json` and `config.json`; `mrpn train --set train.pretrained_v=...` starts from them.
 Training resumes from `last.pt` when re-run.
 """
@@ -38,16 +40,6 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.extractor(x))
-
-
-def _augment_faces(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Per-image flip + random shifted crop (pad 4) for FER2013: cheap and standard."""
-    b = x.shape[0]
-    flip = torch.rand(b, generator=g) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    pad = F.pad(x, (4, 4, 4, 4), mode="replicate")
-    dx, dy = torch.randint(0, 9, (2,), generator=g).tolist()
-    return pad[..., dy:dy + x.shape[-2], dx:dx + x.shape[-1]]
 
 
 def _fit(model: Classifier, train_dl, test_dl, epochs: int, lr: float, device, precision: str, out: Path,
@@ -122,42 +114,18 @@ def evaluate_classifier(model: nn.Module, dl, device, precision: str) -> float:
     return correct / max(n, 1)
 
 
-def pretrain_visual(fer_root: str, out: str, width: int = 16, stem: str = "imagenet", size: int = 48,
-                    in_channels: int = 1, epochs: int = 10, batch_size: int = 128, lr: float = 3e-3,
-                    limit: int = 0, seed: int = 0, device: str = "auto", precision: str = "auto",
-                    log=print) -> dict:
-    from mrpn.data.paired import load_fer_cached
-    from mrpn.models.resnet import ResNet18
+def pretrain_visual(fer_root: str, out: str, recipe=None, cache: str | None = None, log=print) -> dict:
+    """FER2013 -> F_v (see `mrpn.training.fer`): decoded once, batch-augmented, epoch chosen on PublicTest."""
+    from mrpn.data.fer_cache import load_fer
+    from mrpn.training.fer import FerRecipe, train_fer
 
-    out_p = Path(out)
-    out_p.mkdir(parents=True, exist_ok=True)
-    meta = {"task": "fer2013", "width": width, "stem": stem, "size": size, "in_channels": in_channels,
-            "epochs": epochs, "batch_size": batch_size, "lr": lr, "limit": limit, "seed": seed}
-    atomic_write_json(out_p / "config.json", meta)
-    torch.manual_seed(seed)
-    tr_x, tr_y, classes = load_fer_cached(fer_root, "train")
-    te_x, te_y, _ = load_fer_cached(fer_root, "test")
-    if limit:
-        rng = np.random.default_rng(seed)
-        sel = rng.permutation(len(tr_x))[:limit]
-        tr_x, tr_y = tr_x[sel], tr_y[sel]
-    log(f"FER2013: {len(tr_x)} train / {len(te_x)} test images, {len(classes)} classes")
-
-    def tensors(x, y):
-        t = torch.from_numpy(x).float().div_(255).unsqueeze(1)
-        if size != t.shape[-1]:
-            t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)
-        if in_channels == 3:
-            t = t.expand(-1, 3, -1, -1).contiguous()
-        return TensorDataset((t - 0.5) / 0.5, torch.from_numpy(y).long())
-
-    g = torch.Generator().manual_seed(seed)
-    train_dl = DataLoader(tensors(tr_x, tr_y), batch_size=batch_size, shuffle=True, generator=g,
-                          drop_last=len(tr_x) > batch_size)
-    test_dl = DataLoader(tensors(te_x, te_y), batch_size=512)
-    dev = pick_device(device)
-    model = Classifier(ResNet18(in_channels=in_channels, width=width, stem=stem), len(classes)).to(dev)
-    return _fit(model, train_dl, test_dl, epochs, lr, dev, precision, out_p, meta, augment=_augment_faces, log=log)
+    recipe = recipe or FerRecipe()
+    Path(out).mkdir(parents=True, exist_ok=True)
+    atomic_write_json(Path(out) / "config.json", recipe.to_dict())
+    t0 = time.perf_counter()
+    data = load_fer(fer_root, cache, log=log)
+    log(f"FER2013 loaded in {time.perf_counter() - t0:.1f}s ({len(data.images)} images)")
+    return train_fer(data, recipe, out, log=log)
 
 
 class SpeakerSegments(Dataset):
@@ -239,34 +207,66 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=["visual", "audio"], help="visual: FER2013; audio: speaker identification")
     p.add_argument("root", help="FER2013 root (train/ test/ or fer2013.csv) or a folder per speaker")
     p.add_argument("--out", required=True, help="output folder (extractor.safetensors, metrics.json)")
-    p.add_argument("--width", type=int, default=16, help="ResNet-18 base width (64 = the paper's)")
+    p.add_argument("--width", type=int, default=None,
+                   help="extractor base width (ResNet-18: 64 = the paper's, default 16; facecnn: default 24)")
+    p.add_argument("--extractor", choices=["facecnn", "resnet18"], default="facecnn",
+                   help="visual: facecnn (VGG-style, fast on a CPU; default) or resnet18 (the paper's)")
+    p.add_argument("--cache", default=None, help="visual: folder for the decoded FER2013 array "
+                   "(default $MRPN_CACHE or ~/.cache/mrpn)")
+    p.add_argument("--label-smoothing", type=float, default=0.1, help="visual: label smoothing of the targets")
+    p.add_argument("--mixup", type=float, default=0.0, help="visual: mixup Beta(a, a) (0 = off)")
+    p.add_argument("--cutmix", type=float, default=0.0, help="visual: cutmix Beta(a, a) (0 = off)")
+    p.add_argument("--erase", type=float, default=0.0, help="visual: random-erasing probability")
+    p.add_argument("--warmup", type=float, default=1.0, help="visual: warm-up epochs before the cosine decay")
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    p.add_argument("--init", default="", help="visual: start from an earlier run's classifier.safetensors")
     p.add_argument("--stem", choices=["imagenet", "small"], help="imagenet (default; stride-4 stem) or small (stride-1, for 48x48 inputs at a ~7x cost)")
     p.add_argument("--size", type=int, default=48, help="visual: face side in pixels")
     p.add_argument("--rgb", action="store_true", help="visual: 3-channel input (for RGB face crops)")
     p.add_argument("--spec-size", default="64x64", help="audio: spectrogram segment size FxW")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--limit", type=int, default=0, help="use at most N training images / files per speaker")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="audio: device (visual runs on the CPU)")
     p.add_argument("--precision", default="fp32", choices=["auto", "bf16", "fp32"])
 
 
 def main(args: argparse.Namespace) -> int:
+    from mrpn.training.fer import FerRecipe
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    log = _plain_log
     try:
         if args.what == "visual":
-            r = pretrain_visual(args.root, args.out, args.width, args.stem or "imagenet", args.size,
-                                3 if args.rgb else 1, args.epochs, args.batch_size, args.lr, args.limit,
-                                args.seed, args.device, args.precision)
-            print(f"FER2013 test accuracy {r['test_accuracy']:.4f} -> {Path(args.out) / 'extractor.safetensors'}")
+            width = args.width or (24 if args.extractor == "facecnn" else 16)
+            recipe = FerRecipe(extractor=args.extractor, width=width, stem=args.stem or "imagenet",
+                               epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                               weight_decay=args.weight_decay, warmup_epochs=args.warmup,
+                               label_smoothing=args.label_smoothing, mixup=args.mixup, cutmix=args.cutmix,
+                               erase=args.erase, seed=args.seed, limit=args.limit, init=args.init, face_size=args.size,
+                               in_channels=3 if args.rgb else 1)
+            if args.size != 48 or args.rgb:
+                raise ConfigError("visual pretraining uses FER2013's 48x48 grey faces (--size 48, no --rgb)")
+            r = pretrain_visual(args.root, args.out, recipe, args.cache, log=log)
+            print(f"FER2013 PrivateTest accuracy {r.get('private_accuracy', float('nan')):.4f} at epoch "
+                  f"{r['epoch']} (chosen on {r['selected_on']}, tta {r['tta']}) -> "
+                  f"{Path(args.out) / 'extractor.safetensors'}")
         else:
             spec = tuple(int(v) for v in args.spec_size.lower().split("x"))
-            r = pretrain_audio(args.root, args.out, args.width, args.stem or "imagenet", spec, args.epochs,
+            r = pretrain_audio(args.root, args.out, args.width or 16, args.stem or "imagenet", spec, args.epochs,
                                args.batch_size, args.lr, args.limit, args.seed, args.device, args.precision)
             print(f"speaker-id held-out accuracy {r['test_accuracy']:.4f} -> "
                   f"{Path(args.out) / 'extractor.safetensors'}")
-    except (ConfigError, CheckpointError, FileNotFoundError) as e:
+    except (ConfigError, CheckpointError, FileNotFoundError, ValueError) as e:
         print(f"mrpn pretrain: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _plain_log(msg: str) -> None:
+    """Progress as plain lines with a timestamp (a log file when run with nohup, or a terminal)."""
+    print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)

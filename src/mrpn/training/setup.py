@@ -159,6 +159,9 @@ def load_pretrained_extractors(model: torch.nn.Module, cfg: Config) -> list[str]
             continue
         if not Path(path).is_file():
             raise ConfigError(f"pretrained weights not found: {path}")
+        from mrpn.training.fer import check_pretrained_v
+
+        check_pretrained_v(path, cfg.model, cfg.data)  # FER2013 weights name their extractor and face size
         ext = model.branches[m].extractor
         # untrusted file: header, names and shapes are checked against this extractor before any read
         sd, _ = load_safetensors_checked(path, {k: tuple(v.shape) for k, v in ext.state_dict().items()},
