@@ -40,8 +40,8 @@ from mrpn.evaluation.metrics import mean_std  # noqa: E402
 from mrpn.io import atomic_write_json  # noqa: E402
 
 BASELINES = ("mfcc_svm", "speaker_probe", "cnn")
-SVM_GRID = [{"C": c, "gamma_scale": g} for c in (1.0, 3.0, 10.0, 30.0, 100.0) for g in (0.25, 0.5, 1.0, 2.0)]
-PROBE_GRID = [{"C": c} for c in (0.001, 0.01, 0.1, 1.0, 10.0)]
+SVM_GRID = [{"C": c, "gamma_scale": g} for c in (1.0, 3.0, 10.0, 30.0, 100.0) for g in (0.0625, 0.125, 0.25, 0.5, 1.0, 2.0)]
+PROBE_GRID = [{"C": c} for c in (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 1.0)]
 DESCRIPTIONS = {
     "mfcc_svm": "mean+std of 20 MFCCs, deltas, delta-deltas (25 ms / 10 ms, 40 HTK mel bands); StandardScaler + "
                 "RBF SVM; C and gamma (x 1/n_features) chosen on the inner validation actors, refit on all training actors",
@@ -254,6 +254,9 @@ def main(argv=None) -> int:
         feats = features(name, waves)
         for n in todo:
             fold = protocol.folds[n - 1]
+            if fold.name in read_results(out).get("baselines", {}).get(name, {}).get("folds", {}):
+                log(f"{name}: fold {fold.name} done meanwhile by another run; next")
+                continue
             inner = inner_val_actors(protocol, n, fold.train_actors)
             seed = args.seed + n if name == "cnn" else args.seed
             log(f"{name}: fold {n} {fold.name} (test actors {','.join(fold.val_actors)}"

@@ -115,7 +115,7 @@ def train_and_eval(train_x: list[torch.Tensor], train_y: np.ndarray, test_x: lis
             sched.step()
             total += len(idx)
             correct += int((logits.argmax(1) == y).sum())
-            loss_sum += float(loss) * len(idx)
+            loss_sum += loss.item() * len(idx)
         history.append({"epoch": epoch, "train_loss": round(loss_sum / total, 4),
                         "train_acc": round(correct / total, 4)})
         log(f"  epoch {epoch}/{cfg.epochs} loss {loss_sum / total:.3f} train acc {correct / total:.3f} "
