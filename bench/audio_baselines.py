@@ -194,6 +194,26 @@ def uptime() -> str:
 
 # ----------------------------------------------------------------------------- main
 
+def markdown_table(data: dict) -> str:
+    """The results as a markdown table: one row per baseline, one column per fold, mean +- std."""
+    try:
+        names = [f.name for f in load_protocol(data.get("protocol", "ravdess_paper12")).folds]
+    except ValueError:
+        names = []
+    for b in data.get("baselines", {}).values():
+        names += [n for n in b["folds"] if n not in names]
+    lines = ["| Baseline | " + " | ".join(names) + " | mean ± std | folds |",
+             "|:---|" + "---:|" * (len(names) + 2)]
+    for name, b in data.get("baselines", {}).items():
+        if b.get("skipped"):
+            lines.append(f"| {name} | " + " | ".join("" for _ in names) + f" | skipped | 0 |")
+            continue
+        cells = [f"{100 * b['folds'][n]['accuracy']:.1f}" if n in b["folds"] else "–" for n in names]
+        ms = f"{100 * b['mean']:.1f} ± {100 * b['std']:.1f}%" if b["mean"] is not None else "–"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {ms} | {b['n_folds']}/{len(names)} |")
+    return "\n".join(lines)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--cache", default="cache/ravdess_audio",
@@ -205,11 +225,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="base seed (the CNN uses seed + fold number)")
     p.add_argument("--cnn-epochs", type=int, default=CNNConfig.epochs)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared machine)")
+    p.add_argument("--table", action="store_true", help="print --out as a markdown table and exit")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.table:
+        print(markdown_table(read_results(Path(args.out))))
+        return 0
     torch.set_num_threads(args.threads)
     only = [b.strip() for b in args.only.split(",") if b.strip()]
     bad = [b for b in only if b not in BASELINES]

@@ -182,3 +182,16 @@ def test_bench_fold_spec_and_resumable_results(tmp_path):
     out.write_text("{not json")
     with pytest.raises(SystemExit, match="cannot read"):
         b.read_results(out)
+
+
+def test_bench_skips_speaker_probe_without_resemblyzer(tmp_path, monkeypatch, capsys):
+    b = _bench()
+    monkeypatch.setattr(b.ge2e, "weights_path", lambda: None)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "manifest.json").write_text("{}")
+    out = tmp_path / "r.json"
+    assert b.main(["--cache", str(cache), "--only", "speaker_probe", "--folds", "1", "--out", str(out)]) == 0
+    assert "resemblyzer is not installed" in capsys.readouterr().out
+    assert "mrpn[speaker]" in json.loads(out.read_text())["baselines"]["speaker_probe"]["skipped"]
+    assert b.main(["--cache", str(cache), "--only", "nope", "--out", str(out)]) == 2
