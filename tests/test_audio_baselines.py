@@ -195,3 +195,31 @@ def test_bench_skips_speaker_probe_without_resemblyzer(tmp_path, monkeypatch, ca
     assert "resemblyzer is not installed" in capsys.readouterr().out
     assert "mrpn[speaker]" in json.loads(out.read_text())["baselines"]["speaker_probe"]["skipped"]
     assert b.main(["--cache", str(cache), "--only", "nope", "--out", str(out)]) == 2
+
+
+def _resemblyzer_audio():
+    """resemblyzer's own front end, importable only with its full dependencies (librosa, webrtcvad, setuptools<81)."""
+    try:
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from resemblyzer import audio
+            from resemblyzer.voice_encoder import VoiceEncoder
+        return audio, VoiceEncoder
+    except Exception:  # ImportError, or pkg_resources missing under setuptools>=81
+        return None
+
+
+@pytest.mark.skipif(_resemblyzer_audio() is None, reason="resemblyzer's front end not importable "
+                    "(needs librosa, webrtcvad and setuptools<81)")
+def test_front_end_matches_resemblyzer():
+    # only its mel function and a staticmethod are called: no VoiceEncoder is built, no weights unpickled
+    audio, VoiceEncoder = _resemblyzer_audio()
+    rng = np.random.default_rng(0)
+    w = (0.03 * rng.normal(size=3 * SR) * np.sin(np.linspace(0, 20, 3 * SR))).astype(np.float32)
+    ref = audio.wav_to_mel_spectrogram(w)
+    ours = ge2e.ge2e_mels(w).numpy()
+    assert ours.shape == ref.shape and np.abs(ours - ref).max() <= 1e-5 * ref.max()
+    for n in (SR, 40000, 70000, 5 * SR):
+        _, mel_slices = VoiceEncoder.compute_partial_slices(n, 1.3, 0.75)
+        assert [(s.start, s.stop) for s in mel_slices] == ge2e.partial_slices(n)
