@@ -47,18 +47,18 @@ def main() -> None:
                 r = p.predict_file(str(v))
                 totals.append(time.perf_counter() - t0)
                 parts.append(r.timing)
-        rows[name] = (min(totals), statistics.median(totals), statistics.median(t["decode_faces_s"] for t in parts),
-                      statistics.median(t["audio_s"] for t in parts), statistics.median(t["model_s"] for t in parts),
+        rows[name] = (min(totals), statistics.median(totals), statistics.median(t["read_s"] for t in parts),
+                      statistics.median(t["model_s"] for t in parts),
                       statistics.median(t["real_time_factor"] for t in parts))
     dur = r.duration_s
     print(f"{len(videos)} clips of ~{dur:.1f} s, 1280x720, {args.repeat} repeats, {args.threads} threads; "
           f"seconds per clip: best and median of all runs, parts are medians")
-    print(f"{'variant':46s} {'best':>6s} {'median':>7s} {'decode+faces':>13s} {'audio':>7s} {'model':>7s} {'RTF':>6s}")
-    for name, (b, t, d, a, m, rtf) in rows.items():
-        print(f"{name:46s} {b:6.3f} {t:7.3f} {d:13.3f} {a:7.3f} {m:7.3f} {rtf:6.3f}")
+    print(f"{'variant':46s} {'best':>6s} {'median':>7s} {'read (prepare_clip)':>20s} {'model':>7s} {'RTF':>6s}")
+    for name, (b, t, d, m, rtf) in rows.items():
+        print(f"{name:46s} {b:6.3f} {t:7.3f} {d:20.3f} {m:7.3f} {rtf:6.3f}")
     base = rows["naive (torch, detect every full-res frame)"][1]
     print(f"median speed-up over naive: torch {base / rows['torch'][1]:.2f}x, onnx {base / rows['onnx'][1]:.2f}x; "
-          f"model part onnx vs torch {rows['torch'][4] / rows['onnx'][4]:.2f}x")
+          f"model part onnx vs torch {rows['torch'][3] / rows['onnx'][3]:.2f}x")
 
 
 if __name__ == "__main__":

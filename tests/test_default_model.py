@@ -23,6 +23,7 @@ def test_shipped_model_loads_and_has_side_heads():
     assert hasattr(model, "forward_modality")
 
 
+@pytest.mark.slow  # builds the generated corpus (~14 s)
 def test_predict_without_model_argument_uses_the_shipped_model(corpus, capsys, tmp_path):
     from mrpn.cli import main
 

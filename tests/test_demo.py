@@ -1,7 +1,12 @@
 """The README's first command, reduced: `mrpn demo --quick` runs every stage on a generated corpus."""
 import json
 
+import pytest
+
 from mrpn.cli import main
+
+# slow: > 10 s on this project's 2-core machine (`pytest -m "not slow"` skips them while working)
+pytestmark = pytest.mark.slow
 
 
 def test_demo_quick_runs_every_stage(tmp_path, capsys):

@@ -8,6 +8,9 @@ import sys
 
 import pytest
 
+# slow: > 10 s on this project's 2-core machine (`pytest -m "not slow"` skips them while working)
+pytestmark = pytest.mark.slow
+
 TINY = ["data.face_size=32", "data.spec_size=32x32", "data.video_fps=5", "data.max_frames=4", "data.workers=0",
         "model.video_width=4", "model.audio_width=4", "model.agg_hidden=8", "model.fusion_hidden=8",
         "train.epochs=2", "train.batch_size=4", "train.lr=3e-3", "data.dataset=synth", "train.early_stop=0"]

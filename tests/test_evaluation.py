@@ -77,7 +77,9 @@ def table_rows(md: str, header_first_cell: str = "Model") -> tuple[list[str], li
             tbl.append(ln)
         elif tbl:
             break
-    split = lambda ln: [c.strip().replace("**", "") for c in re.split(r"(?<!\\)\|", ln.strip())[1:-1]]
+    def split(ln):
+        return [c.strip().replace("**", "") for c in re.split(r"(?<!\\)\|", ln.strip())[1:-1]]
+
     header = split(tbl[0])
     assert header[0] == header_first_cell
     return header, [split(ln) for ln in tbl[2:]]

@@ -85,6 +85,7 @@ def test_manifest_ids_cannot_escape_the_cache(tmp_path):
         Cache(out).npz_path("../../x")
 
 
+@pytest.mark.slow
 def test_training_killed_mid_epoch_resumes_to_the_same_result(corpus, tmp_path):
     root, _ = corpus
     sets = ["data.face_size=32", "data.spec_size=32x32", "data.video_fps=5", "data.max_frames=4",

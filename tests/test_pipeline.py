@@ -3,7 +3,6 @@ predict (missing modalities) -> ONNX export. Tiny widths so the whole file runs 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,9 @@ import torch
 
 from mrpn.config import load_config
 from mrpn.training.checkpoint import CheckpointError, load_checkpoint
+
+# slow: > 10 s on this project's 2-core machine (`pytest -m "not slow"` skips them while working)
+pytestmark = pytest.mark.slow
 
 TINY = ["data.face_size=32", "data.spec_size=32x32", "data.video_fps=5", "data.max_frames=4",
         "data.workers=0", "model.video_width=4", "model.audio_width=4", "model.agg_hidden=8",
@@ -73,8 +75,10 @@ def test_late_fusion_keeps_unimodal_weights_frozen(corpus):
 
     root, _ = corpus
     cfg = cfg_for(root, "late", "model.kind=n0", "train.strategy=late")
+    given = cfg.to_dict()
     d = root / "runs" / "late" / "fold_01"
     run_fold(cfg, 1, d, progress=False, log=lambda *a: None)
+    assert cfg.to_dict() == given  # run_fold works on its own copy (n_classes, late-fusion settings)
     fused = load_checkpoint(d / "last.pt")["model"]
     for m in ("v", "a"):
         uni = load_checkpoint(d / f"unimodal_{m}" / "best.pt")["model"]
@@ -183,10 +187,11 @@ def test_export_onnx_parity_and_backend(n2_run, corpus, tmp_path):
     assert max(abs(a["probabilities"][c] - b["probabilities"][c]) for c in a["classes"]) <= 1e-4
 
 
-def test_cli_train_errors_are_messages(corpus, capsys):
+def test_cli_train_errors_are_messages(corpus, capsys, tmp_path, monkeypatch):
     from mrpn.cli import main
 
     root, _ = corpus
+    monkeypatch.chdir(tmp_path)  # the default --out is ./runs: keep it out of the working tree
     assert main(["train", "--cache", str(root / "nope"), "--model", "n2", "--quiet"]) == 2
     assert "cache folder not found" in capsys.readouterr().err
     assert main(["train", "--cache", str(root / "cache"), "--set", "train.lrr=1", "--quiet"]) == 2

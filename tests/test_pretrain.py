@@ -13,6 +13,9 @@ from safetensors.torch import load_file
 from mrpn.config import load_config
 from mrpn.data.datasets import CLASSES
 
+# slow: > 10 s on this project's 2-core machine (`pytest -m "not slow"` skips them while working)
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(autouse=True)
 def _own_cache(tmp_path, monkeypatch):

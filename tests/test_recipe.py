@@ -166,3 +166,19 @@ def test_inner_validation_fold_reports_both_selections(corpus):
     assert all("inner_accuracy" in r for r in hist)
     assert m["accuracy_test_selected"] >= m["accuracy_inner_selected"]
     assert m["threads"] >= 1
+
+
+def test_cv_summary_reports_every_selection(tmp_path):
+    from mrpn.training.cv import summarise
+
+    for k, (acc, inner, test, last) in enumerate([(0.5, 0.5, 0.6, 0.55), (0.7, 0.7, 0.75, 0.7)], 1):
+        d = tmp_path / f"fold_{k:02d}"
+        d.mkdir()
+        (d / "metrics.json").write_text(json.dumps({
+            "fold": f"F{k}", "accuracy": acc, "uar": acc, "macro_f1": acc, "selection": "inner",
+            "accuracy_inner_selected": inner, "accuracy_test_selected": test, "accuracy_last_epoch": last}))
+    s = summarise(tmp_path)
+    assert s["selection"] == ["inner"]
+    assert s["accuracy_inner_selected"]["mean"] == pytest.approx(0.6)
+    assert s["accuracy_test_selected"]["mean"] == pytest.approx(0.675)
+    assert s["accuracy_test_selected"]["per_fold"] == {"F1": 0.6, "F2": 0.75}

@@ -14,6 +14,9 @@ from mrpn.data import synth
 from mrpn.data.synth_face import EMOTION_EXPRESSIONS, random_face_params, render_face
 from mrpn.data.synth_voice import random_voice_params, synth_voice
 
+# slow: > 10 s on this project's 2-core machine (`pytest -m "not slow"` skips them while working)
+pytestmark = pytest.mark.slow
+
 CLASSES = ["neutral", "happy", "sad", "angry"]
 FACE_NOISE = 0.25
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from mrpn.models.build import ModelConfig
+from mrpn import registry
 
 
 class ConfigError(ValueError):
@@ -76,8 +76,34 @@ class TrainConfig:
     pretrained_v: str = ""            # extractor weights (safetensors) from `mrpn pretrain visual`
     pretrained_a: str = ""            # extractor weights from `mrpn pretrain audio`
     unimodal_runs: dict = field(default_factory=dict)  # late fusion: {"v": RUN_DIR, "a": RUN_DIR}
-    log_every: int = 0                # print a line every N steps (0 = progress bar only)
     save_features: bool = True        # write validation features.npz for t-SNE
+
+
+@dataclass
+class ModelConfig:
+    kind: str = registry.DEFAULT_KIND  # a model kind of mrpn.registry: VM/AM (Table 1), N0/N1/N2 (eqs. 7-9)
+    n_classes: int = 8               # RAVDESS 8, CREMA-D 6; number of targets for regression
+    task: str = "classification"     # or "regression"
+    aggregator: str = "lstm"         # an aggregator of mrpn.registry: lstm, bilstm, transformer (5.6)
+    agg_hidden: int = 256
+    agg_layers: int = 1
+    agg_heads: int = 4               # transformer only
+    agg_dropout: float = 0.0         # between LSTM layers / inside transformer layers
+    agg_pos: str = "learned"         # transformer positional encoding: "learned" or "sinusoidal"
+    agg_max_len: int = 512           # transformer: longest sequence
+    fusion_hidden: int = 256         # hidden DenseUnit of Scoring (eq. 2)
+    fusion_input_norm: bool = True   # FeatureNorm after Concatenate (eq. 3) or not (eq. 4)
+    dropout: float = 0.3             # Scoring dropout
+    video_extractor: str = "resnet18"  # "resnet18" (paper 5.2) or "cnn" (4-block VGG-style, models/cnn.py)
+    video_width: int = 64
+    video_in_channels: int = 3
+    video_stem: str = "imagenet"
+    audio_extractor: str = "resnet18"
+    audio_width: int = 64
+    audio_in_channels: int = 1
+    audio_stem: str = "imagenet"
+    extractor_dropout: float = 0.0   # Dropout2d inside the "cnn" extractor
+    zero_init_residual: bool = False
 
 
 @dataclass
@@ -174,6 +200,8 @@ def _coerce(value: Any, current: Any, key: str) -> Any:
 
 def set_key(cfg: Config, key: str, value: Any) -> None:
     """Set a dotted key ("train.lr") with type checking and a did-you-mean for typos."""
+    if key in RETIRED_KEYS:
+        raise ConfigError(f"config key {key!r} was removed: {RETIRED_KEYS[key]}")
     parts = key.split(".")
     obj: Any = cfg
     for i, part in enumerate(parts):
@@ -250,6 +278,13 @@ def load_config(preset: str = "paper", file: str | None = None, overrides: list[
     return cfg
 
 
+# Keys that older versions wrote into run folders and checkpoints and that no longer exist (a file
+# or override that sets one is still an error; a saved config that carries one still loads).
+RETIRED_KEYS = {
+    "train.log_every": "progress is printed as plain lines every 30 s when output is not a terminal",
+}
+
+
 # Keys added after configs were first saved, with the value that reproduces the older behaviour: a
 # checkpoint or run folder written before a key existed is rebuilt with this value, not with what
 # today's preset says (which may have moved on).
@@ -270,6 +305,10 @@ def config_from_dict(d: dict[str, Any]) -> Config:
         section, name = key.split(".")
         if isinstance(d.get(section), dict) and name not in d[section]:
             d[section][name] = value
+    for key in RETIRED_KEYS:
+        section, name = key.split(".")
+        if isinstance(d.get(section), dict):
+            d[section].pop(name, None)
     preset = d.pop("preset", "paper")
     return load_config(preset, base=d)
 
@@ -285,8 +324,8 @@ def _parse_scalar(v: str) -> Any:
 
 def validate(cfg: Config) -> None:
     choices = {
-        "model.kind": (cfg.model.kind, ("vm", "am", "n0", "n1", "n2")),
-        "model.aggregator": (cfg.model.aggregator, ("lstm", "bilstm", "transformer")),
+        "model.kind": (cfg.model.kind, tuple(registry.KINDS)),
+        "model.aggregator": (cfg.model.aggregator, tuple(registry.AGGREGATORS)),
         "train.strategy": (cfg.train.strategy, ("end-to-end", "late")),
         "data.spatial_aug": (cfg.data.spatial_aug, ("clip", "frame", "none")),
         "train.precision": (cfg.train.precision, ("auto", "bf16", "fp32")),
@@ -299,8 +338,9 @@ def validate(cfg: Config) -> None:
     for key, (val, ok) in choices.items():
         if val not in ok:
             raise ConfigError(f"{key}={val!r}: choose one of {', '.join(ok)}")
-    if cfg.train.strategy == "late" and cfg.model.kind not in ("n0", "n1", "n2"):
-        raise ConfigError("train.strategy=late needs a fusion model (n0, n1 or n2)")
+    if cfg.train.strategy == "late" and not registry.kind(cfg.model.kind).fusion:
+        fusion = [k.name for k in registry.KINDS.values() if k.fusion]
+        raise ConfigError(f"train.strategy=late needs a fusion model ({', '.join(fusion)})")
     if cfg.data.segment_hop_s <= 0 or cfg.data.segment_s <= 0:
         raise ConfigError("data.segment_s and data.segment_hop_s must be > 0")
     if cfg.train.batch_size < 1 or cfg.train.epochs < 1:

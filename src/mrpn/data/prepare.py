@@ -332,7 +332,9 @@ def run_prepare(scan: Any, out: str | os.PathLike, config: PrepareConfig, worker
     workers = max(1, min(int(workers), len(todo) or 1))
     if decode_threads is None:
         decode_threads = 0 if workers == 1 else max(1, (os.cpu_count() or 1) // workers)
-    bar = tqdm(total=len(todo), unit="clip", disable=not progress, dynamic_ncols=True, file=sys.stderr)
+    from mrpn.progress import progress as progress_bar
+
+    bar = progress_bar(total=len(todo), unit="clip", disable=not progress, file=sys.stderr)
     t_run = time.perf_counter()
 
     def take(rec: dict) -> None:

@@ -391,9 +391,10 @@ def generate_corpus(out_dir: str | os.PathLike, n_actors: int = 8, clips_per_cla
 
     bar = None
     if progress:
-        from tqdm import tqdm
+        from mrpn.progress import progress as progress_bar
 
-        bar = tqdm(total=len(plans), initial=len(plans) - len(todo), unit="clip", desc="synth", file=sys.stderr)
+        bar = progress_bar(total=len(plans), initial=len(plans) - len(todo), unit="clip", desc="synth",
+                           file=sys.stderr)
     try:
         jobs = [(p, str(out)) for p in todo]
         workers = max(1, int(workers))

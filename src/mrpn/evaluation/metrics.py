@@ -79,7 +79,6 @@ def metrics_from_confusion(confusion: Sequence[Sequence[int]] | np.ndarray,
     tp = np.diag(cm)
     with np.errstate(divide="ignore", invalid="ignore"):
         recall = np.where(support > 0, tp / support, np.nan)
-        precision = np.where(predicted > 0, tp / predicted, np.nan)
         # F1 = 2 tp / (2 tp + fp + fn) = 2 tp / (support + predicted); defined when either is > 0
         denom = support + predicted
         f1 = np.where(denom > 0, 2.0 * tp / denom, np.nan)

@@ -14,17 +14,15 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from mrpn import registry
 from mrpn.evaluation.plots import new_figure, save_figure
 
-__all__ = ["plot_tsne", "embed_tsne", "PANEL_TITLES", "subsample_indices"]
+__all__ = ["plot_tsne", "embed_tsne", "panel_title", "subsample_indices"]
 
 #: panel titles for the feature-set keys written into features.npz
-PANEL_TITLES = {
-    "v": "Only image modality",
-    "a": "Only audio modality",
-    "fused": "Multi-modality",
-}
-_ORDER = ("v", "a", "fused")
+def panel_title(key: str) -> str:
+    """Figure 4's panel titles: "Only image modality", "Only audio modality", "Multi-modality"."""
+    return "Multi-modality" if key == "fused" else f"Only {registry.display_name(key)} modality"
 #: up to this many points t-SNE uses exact gradients (faster for small N), Barnes-Hut above
 EXACT_MAX_POINTS = 1000
 
@@ -94,7 +92,8 @@ def plot_tsne(features: Mapping[str, np.ndarray], labels: Sequence[int] | np.nda
     if n == 0:
         raise ValueError("t-SNE: no samples")
     names = [str(c) for c in class_names]
-    keys = [k for k in _ORDER if k in features] + [k for k in features if k not in _ORDER]
+    order = [*registry.MODALITIES, "fused"]  # Figure 4's order: modalities as registered, then the fusion
+    keys = [k for k in order if k in features] + [k for k in features if k not in order]
     sets: dict[str, np.ndarray] = {}
     for k in keys:
         x = np.asarray(features[k])
@@ -136,7 +135,7 @@ def plot_tsne(features: Mapping[str, np.ndarray], labels: Sequence[int] | np.nda
             h = ax.scatter(xy[m, 0], xy[m, 1], s=12 if keep.size > 500 else 20, color=colours[c],
                            alpha=0.8, linewidths=0, label=label)
             handles.setdefault(c, h)
-        ax.set_title(PANEL_TITLES.get(key, key), fontsize=11)
+        ax.set_title(panel_title(key), fontsize=11)
         ax.set_xticks([])
         ax.set_yticks([])
         if keep.size < 3:

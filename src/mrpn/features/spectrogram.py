@@ -25,13 +25,6 @@ import torch
 import torch.nn.functional as F
 
 
-def segment_starts(n_samples: int, seg: int, hop: int) -> list[int]:
-    """Start indices of the segments; a clip shorter than one segment gives one zero-padded segment."""
-    if n_samples <= seg:
-        return [0]
-    return list(range(0, n_samples - seg + 1, hop))
-
-
 def segment_wave(wave: torch.Tensor, sample_rate: int, segment_s: float, hop_s: float) -> torch.Tensor:
     """[N] -> [S, seg] windows (zero-padded at the end when the clip is shorter than one segment)."""
     seg = int(round(segment_s * sample_rate))

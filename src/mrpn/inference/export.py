@@ -1,8 +1,8 @@
 """`mrpn export`: the inference graph (extractors, aggregators, fusion) to ONNX, with dynamic
 batch, number of frames and number of audio segments, checked against PyTorch on export.
 
-One ONNX file per modality set the model can score: the central branch ("va") and, for N1/N2,
-the uni-modal side heads ("v", "a") used when a modality is missing. `OnnxRunner` runs them with
+One ONNX file per modality set the model can score (`registry.modality_sets`): the central branch
+and, for kinds with side heads (N1/N2), each uni-modal side head, used when a modality is missing. `OnnxRunner` runs them with
 onnxruntime behind the same interface as the PyTorch model (`mrpn predict --backend onnx`).
 """
 from __future__ import annotations
@@ -16,9 +16,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from mrpn import registry
+
 
 class ScoresGraph(nn.Module):
-    """Tensor-in, scores-out wrapper: (v, v_len, a, a_len) -> s for the given modalities."""
+    """Tensor-in, scores-out wrapper: (x_m, x_m_len for m in use) -> s for the given modalities."""
 
     def __init__(self, model: nn.Module, use: tuple[str, ...], all_modalities: tuple[str, ...]):
         super().__init__()
@@ -34,28 +36,19 @@ class ScoresGraph(nn.Module):
 
 
 def example_inputs(cfg, use: tuple[str, ...], b: int = 2, t: int = 5, s: int = 3) -> dict[str, torch.Tensor]:
-    d = cfg.data
-    c = 1 if d.gray else 3
+    """Random inputs of the modalities `use`: the first of `use` gets sequences of up to t elements,
+    the others up to s (different lengths check that the graph keeps them apart)."""
     ex: dict[str, torch.Tensor] = {}
     g = torch.Generator().manual_seed(0)
-    if "v" in use:
-        ex["v"] = torch.randn(b, t, c, d.face_size, d.face_size, generator=g)
-        ex["v_len"] = torch.tensor([t] + [max(1, t - 2)] * (b - 1))
-    if "a" in use:
-        ex["a"] = torch.randn(b, s, 1, *d.spec_size, generator=g)
-        ex["a_len"] = torch.tensor([s] + [max(1, s - 1)] * (b - 1))
+    for k, m in enumerate(use):
+        n, drop = (t, 2) if k == 0 else (s, 1)
+        ex[m] = torch.randn(b, n, *registry.modality(m).element_shape(cfg.data), generator=g)
+        ex[m + "_len"] = torch.tensor([n] + [max(1, n - drop)] * (b - 1))
     return ex
 
 
 def modality_sets(kind: str) -> list[tuple[str, ...]]:
-    if kind == "vm":
-        return [("v",)]
-    if kind == "am":
-        return [("a",)]
-    sets = [("v", "a")]
-    if kind in ("n1", "n2"):
-        sets += [("v",), ("a",)]
-    return sets
+    return registry.modality_sets(kind)
 
 
 def export_onnx(model_path: str | None, out_dir: str, opset: int = 17, check: bool = True, log=print) -> dict:
@@ -63,7 +56,7 @@ def export_onnx(model_path: str | None, out_dir: str, opset: int = 17, check: bo
     from mrpn.io import atomic_write_json, atomic_write_with
 
     model, cfg, classes = load_for_inference(model_path, "cpu")
-    all_m = ("v",) if cfg.model.kind == "vm" else ("a",) if cfg.model.kind == "am" else ("v", "a")
+    all_m = registry.modalities_of(cfg.model.kind)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {}
@@ -73,7 +66,7 @@ def export_onnx(model_path: str | None, out_dir: str, opset: int = 17, check: bo
         names, axes = [], {}
         for m in use:
             names += [m, m + "_len"]
-            axes[m] = {0: "batch", 1: "frames" if m == "v" else "segments"}
+            axes[m] = {0: "batch", 1: registry.modality(m).axis}
             axes[m + "_len"] = {0: "batch"}
         axes["scores"] = {0: "batch"}
         path = out / f"mrpn-{''.join(use)}.onnx"
@@ -150,7 +143,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from mrpn.config import ConfigError
-    from mrpn.training.checkpoint import CheckpointError
+    from mrpn.checkpoint import CheckpointError
 
     try:
         meta = export_onnx(args.model, args.out, args.opset, not args.no_check)

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from mrpn.config import Config, config_from_dict
-from mrpn.training.checkpoint import CheckpointError, load_checkpoint, load_model_weights
+from mrpn.checkpoint import CheckpointError, load_checkpoint, load_model_weights
 
 DEFAULT_MODEL = "mrpn-default.safetensors"
 FORMAT = "mrpn-model-1"

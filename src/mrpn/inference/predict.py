@@ -7,9 +7,10 @@ A file that cannot be read gets a clear message and the others are still predict
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from mrpn import registry
 
 from mrpn.io import atomic_write_json
 
@@ -55,7 +56,7 @@ def format_prediction(pred: dict, max_rows: int = 20) -> str:
              f"  modalities: {'+'.join(pred['modalities_used'])}  duration {pred['duration_s']:.2f} s"]
     for m, p in pred.get("per_modality", {}).items():
         top = max(p, key=p.get)
-        lines.append(f"  {'video' if m == 'v' else 'audio'} head alone: {top} ({p[top]:.2f})")
+        lines.append(f"  {registry.modality(m).title} head alone: {top} ({p[top]:.2f})")
     for n in pred.get("notes", []):
         lines.append(f"  note: {n}")
     tl = pred["timeline"]
@@ -96,7 +97,7 @@ def _target(base: str | None, video: str, n: int, suffix: str) -> Path | None:
 def main(args: argparse.Namespace) -> int:
     from mrpn.inference.predictor import Predictor
     from mrpn.config import ConfigError
-    from mrpn.training.checkpoint import CheckpointError
+    from mrpn.checkpoint import CheckpointError
 
     if args.audio and len(args.videos) > 1:
         print("mrpn predict: error: --audio goes with a single video", file=sys.stderr)

@@ -1,8 +1,10 @@
 """Emotion over time for any video: load a model once, predict files, arrays or a live stream.
 
-The same transforms as evaluation (`mrpn.data.loader`) turn face crops and the standardised
-16 kHz wave into model inputs. Over time, the paper's 1 s audio segment with a 0.2 s hop defines
-the windows; each window also takes the face frames inside it. The whole-file label is the model
+A file is read by `mrpn prepare`'s own per-clip step (`prepare_clip`: decode, track and crop faces,
+16 kHz standardised audio), and each modality's per-element functions (`mrpn.registry`,
+`mrpn/features/`) turn it into model inputs, as the data loader does for training and evaluation.
+Over time, the paper's 1 s audio segment with a 0.2 s hop defines the windows; each window also
+takes the face frames inside it. The whole-file label is the model
 on the whole clip (as in training) for clips up to `max_clip_s`, and the mean of the window
 probabilities for longer files, whose length the sequence models never saw in training.
 
@@ -20,8 +22,8 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from mrpn.data.loader import collate, faces_to_tensor, select_frames
-from mrpn.features.spectrogram import audio_segments
+from mrpn import registry
+from mrpn.data.loader import Example, collate
 
 SR = 16000
 
@@ -58,8 +60,9 @@ class Predictor:
         self.model_path = model_path or "default"
         self.device = torch.device(device)
         self.kind = self.cfg.model.kind
-        self.modalities = {"vm": ("v",), "am": ("a",)}.get(self.kind, ("v", "a"))
-        self.has_side_heads = self.kind in ("n1", "n2")
+        spec = registry.kind(self.kind)
+        self.modalities = spec.modalities
+        self.has_side_heads = spec.side_heads
         self.window_s, self.hop_s, self.max_clip_s = window_s, hop_s, max_clip_s
         self.batch_windows = batch_windows
         self.detector_name = detector
@@ -86,71 +89,59 @@ class Predictor:
         return self._detector
 
     def read_file(self, video: str, audio: str | None = None) -> dict[str, Any]:
-        """Decode + track faces + load audio: the same steps as `mrpn prepare`."""
-        from mrpn.data.audio import prepare_audio
-        from mrpn.data.faces import track_faces
-        from mrpn.data.media import MediaError, VideoReader, is_image
+        """Decode, track and crop faces, load and standardise audio: `mrpn prepare`'s own per-clip
+        step (`prepare_clip`), so a file is read exactly as a training clip is."""
+        from dataclasses import asdict
+
+        from mrpn.data.clip import Clip
+        from mrpn.data.faces import make_detector
+        from mrpn.data.media import is_image
+        from mrpn.data.prepare import PrepareConfig, prepare_clip
 
         t0 = time.perf_counter()
-        notes: list[str] = []
-        faces = found = None
-        fps = 0.0
-        if "v" in self.modalities or self.kind in ("n0", "n1", "n2"):
-            if is_image(video):
-                from mrpn.data.media import read_image
-
-                frames: Iterable[np.ndarray] = [read_image(video)]
-                fps = 1.0
-                track = track_faces(frames, self.detector(), self.face_config())
-            else:
-                with VideoReader(video, format="yuv") as r:  # the same decode path as prepare
-                    fps = r.fps
-                    track = track_faces(r, self.detector(), self.face_config())
-                    if r.error:
-                        notes.append(f"video stream broke off after {r.n_decoded} frames: {r.error}")
-            faces, found = track.faces, track.found
-        t1 = time.perf_counter()
-        wave, silent = None, False
-        try:
-            res = prepare_audio(audio or video)
-        except MediaError as e:
-            res = None
-            notes.append(f"audio unreadable: {e}")
-        if res is None:
+        if registry.V not in self.modalities:  # an audio model needs no face tracking
+            video, audio = None, audio or video
+        config = PrepareConfig(**asdict(self.face_config()), sample_rate=self.cfg.data.sample_rate,
+                               include_no_face=True)
+        detector, crop_note = self.detector(), None
+        if video and self.is_face_crop(video):
+            # A small image is a face crop already (FER2013: 48x48): used whole, as FER2013 images are
+            # in training. Run through a face detector it is mostly not found, or cropped again.
+            config.detector, detector = "none", make_detector("none")
+            crop_note = "small image: taken as a face crop (no face detection)"
+        clip = Clip(id="predict", dataset="", label=0, label_name="", actor="", video=video, audio=audio)
+        record, arr = prepare_clip(clip, config, detector=detector)
+        flags = record["flags"]
+        # the notes below say the same in the words of a prediction (the cache stores silence as zeros)
+        notes = [n for n in record["notes"] if not any(s in n for s in ("no face found", "silent audio",
+                                                                          "no audio stream"))]
+        fps = float(arr["fps"])
+        faces, found = arr["faces"], arr["face_found"]
+        if video and is_image(video):
+            fps = 1.0  # one image is one second of "video"
+        if crop_note:
+            notes.append(crop_note)
+        wave = arr["audio"]
+        if "no_audio" in flags:
             notes.append("no audio stream")
-        elif res.silent:
-            silent = True
+        if "silent_audio" in flags:
             notes.append("audio is silent")
-        else:
-            wave = res.samples
-        t2 = time.perf_counter()
-        return {"faces": faces, "found": found, "fps": fps, "audio": wave, "silent": silent, "notes": notes,
-                "timing": {"decode_faces_s": t1 - t0, "audio_s": t2 - t1}}
+        if "no_audio" in flags or "silent_audio" in flags or not len(wave):
+            wave = None
+        return {"faces": faces, "found": found, "fps": fps, "audio": wave, "silent": "silent_audio" in flags,
+                "notes": notes, "timing": {"read_s": time.perf_counter() - t0}}
 
-    def _video_item(self, faces, found, fps, t0, t1):
-        d = self.cfg.data
-        idx = select_frames(len(faces), fps, t0, t1, d.video_fps, d.max_frames, found)
-        has_face = bool(found[idx].any()) if found is not None and len(idx) else False
-        x = faces_to_tensor(faces[idx], d.face_size, d.gray)
-        return (x - 0.5) / 0.5, has_face
+    def is_face_crop(self, path: str) -> bool:
+        """An image no larger than twice the model's face crop is taken to be a face crop already."""
+        from mrpn.data.media import MediaError, is_image, read_image
 
-    def _window_frames(self, n: int, fps: float, found: np.ndarray | None,
-                       windows: list[tuple[float, float]]) -> list[np.ndarray]:
-        """Frames of each window, taken from one grid at `video_fps` shared by all windows, so that
-        overlapping windows reuse the same frames (and their extractor features)."""
-        d = self.cfg.data
-        fps = fps if fps > 0 else 1.0
-        step = fps / d.video_fps if d.video_fps and d.video_fps < fps else 1.0
-        grid = np.unique(np.floor(np.arange(0, n, step)).astype(np.int64))
-        ok = found[grid] if found is not None and len(found) == n else np.ones(len(grid), bool)
-        t = grid / fps
-        out = []
-        for s, e in windows:
-            sel = grid[(t >= s - 1e-9) & (t < e - 1e-9) & ok]
-            if d.max_frames and len(sel) > d.max_frames:
-                sel = sel[np.linspace(0, len(sel) - 1, d.max_frames).round().astype(np.int64)]
-            out.append(sel)
-        return out
+        if self.detector_name == "none" or not is_image(path):
+            return False
+        try:
+            h, w = read_image(path).shape[:2]
+        except (MediaError, OSError):
+            return False  # prepare_clip reports the unreadable file
+        return max(h, w) <= 2 * self.cfg.data.face_size
 
     @torch.no_grad()
     def _extract(self, m: str, x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
@@ -158,34 +149,39 @@ class Predictor:
         ext = self.model.branches[m].extractor
         return torch.cat([ext(x[i:i + chunk].to(self.device)) for i in range(0, len(x), chunk)])
 
-    def _window_inputs(self, faces, sels, audio, windows, use) -> list[dict]:
-        """Per-window model inputs. PyTorch: extractor features computed once per distinct frame and
-        segment ("v_feat"/"a_feat"); ONNX: the raw crops and spectrograms (its graph starts at F_m)."""
-        d = self.cfg.data
-        raw = self._onnx is not None
-        items: list[dict] = [{"label": 0, "index": j} for j in range(len(windows))]
-        if "v" in use and any(len(sel) for sel in sels):
-            uniq = np.unique(np.concatenate([sel for sel in sels if len(sel)]))
-            x = (faces_to_tensor(faces[uniq], d.face_size, d.gray) - 0.5) / 0.5
-            table = x if raw else self._extract("v", x)
-            pos = {int(f): r for r, f in enumerate(uniq)}
-            for j, sel in enumerate(sels):
-                if len(sel):
-                    items[j]["v" if raw else "v_feat"] = table[[pos[int(f)] for f in sel]]
-        if "a" in use:
-            segs = [self._audio_item(audio, s, e) for s, e in windows]
-            flat = torch.cat(segs)
-            table = flat if raw else self._extract("a", flat)
-            k = 0
-            for j, sg in enumerate(segs):
-                items[j]["a" if raw else "a_feat"] = table[k:k + len(sg)]
-                k += len(sg)
-        return items
+    def _inputs(self, ex: Example, m: str, keys_per_item: list[np.ndarray]) -> list[torch.Tensor | None]:
+        """Model inputs of modality m for each item (window or whole clip), from its element keys.
 
-    def _audio_item(self, wave, t0, t1):
+        Each distinct element (a frame, a segment) is preprocessed and, for PyTorch, run through
+        the extractor F_m once, whatever the number of overlapping windows it falls in; ONNX gets
+        the raw elements (its graph starts at F_m)."""
+        spec = registry.modality(m)
         d = self.cfg.data
-        a0, a1 = int(t0 * SR), max(int(t1 * SR), int(t0 * SR) + 1)
-        return audio_segments(torch.from_numpy(np.ascontiguousarray(wave[a0:a1], np.float32)), d)
+        nonempty = [k for k in keys_per_item if len(k)]
+        if not nonempty:
+            return [None] * len(keys_per_item)
+        uniq, inverse = np.unique(np.concatenate(nonempty), axis=0, return_inverse=True)
+        x = spec.inputs(ex, uniq, d, None)
+        table = x if self._onnx is not None else self._extract(m, x)
+        out, k = [], 0
+        inverse = inverse.reshape(-1)
+        for keys in keys_per_item:
+            if not len(keys):
+                out.append(None)
+                continue
+            out.append(table[torch.from_numpy(inverse[k:k + len(keys)])])
+            k += len(keys)
+        return out
+
+    def _items(self, ex: Example, keys: dict[str, list[np.ndarray]], n: int) -> list[dict]:
+        """collate-ready items: m (raw, ONNX) or m + "_feat" (extractor features, PyTorch)."""
+        suffix = "" if self._onnx is not None else "_feat"
+        items: list[dict] = [{"label": 0, "index": j} for j in range(n)]
+        for m, per_item in keys.items():
+            for j, x in enumerate(self._inputs(ex, m, per_item)):
+                if x is not None:
+                    items[j][m + suffix] = x
+        return items
 
     # -- model ----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -213,24 +209,35 @@ class Predictor:
             return None
         return use
 
+    @staticmethod
+    def _only(item: dict, use: tuple[str, ...]) -> dict:
+        return {k: v for k, v in item.items() if k in ("label", "index") or k.removesuffix("_feat") in use}
+
     # -- public ---------------------------------------------------------------------------------
     def predict_arrays(self, faces: np.ndarray | None, found: np.ndarray | None, fps: float,
                        audio: np.ndarray | None, name: str = "<arrays>", notes: list[str] | None = None
                        ) -> Prediction:
         """faces uint8 [T,H,W,C] crops, found bool [T], audio float32 standardised 16 kHz (or None)."""
+        ex = Example(clip=None, faces=faces, fps=fps, audio=audio, face_found=found)
+        return self.predict_example(ex, name, notes)
+
+    def predict_example(self, ex: Example, name: str = "<arrays>", notes: list[str] | None = None) -> Prediction:
+        """Emotion over time for one example holding the arrays of any registered modalities."""
         t_start = time.perf_counter()
+        d = self.cfg.data
         notes = list(notes or [])
-        has_v = faces is not None and len(faces) > 0 and (found is None or bool(found.any()))
-        if faces is not None and len(faces) and found is not None and not found.any():
-            notes.append("no face found in any frame")
-        has_a = audio is not None and len(audio) > 0
-        dur = max(len(audio) / SR if has_a else 0.0, len(faces) / fps if has_v and fps > 0 else 0.0)
-        present = tuple(m for m, ok in (("v", has_v), ("a", has_a)) if ok)
+        specs = registry.MODALITIES
+        usable = {m: s.usable(ex) for m, s in specs.items()}
+        for m, s in specs.items():
+            if s.absent_note and s.present(ex) and not usable[m] and s.duration(ex, d) > 0:
+                notes.append(s.absent_note)
+        dur = max([s.duration(ex, d) for m, s in specs.items() if usable[m]] + [0.0])
+        present = tuple(m for m in specs if usable[m])
         use = self._can_use(present)
         if use is None:
             need = "+".join(self.modalities)
             raise ValueError(f"{name}: cannot predict: the model needs {need} but the file has "
-                             f"{'+'.join(present) or 'neither a face nor audio'}"
+                             f"{'+'.join(present) or 'none of them'}"
                              + ("" if self.has_side_heads else " (only N1/N2 models can use one modality)"))
         if len(use) < len(self.modalities):
             notes.append(f"predicted from {'+'.join(use)} only (uni-modal head of {self.kind.upper()})")
@@ -239,51 +246,38 @@ class Predictor:
         starts = [0.0] if dur <= self.window_s else \
             [k * self.hop_s for k in range(int(math.floor((dur - self.window_s) / self.hop_s + 1e-9)) + 1)]
         windows = [(s, min(s + self.window_s, dur)) for s in starts]
-        sels = self._window_frames(len(faces), fps, found, windows) if "v" in use else None
-        win_mod = []
-        for j in range(len(windows)):
-            mods = [m for m in use if m == "a" or len(sels[j])]
-            win_mod.append(self._can_use(tuple(mods)) or ())
-        inputs = self._window_inputs(faces, sels, audio, windows, use)
+        keys = {m: registry.modality(m).windows(ex, windows, d) for m in use}
+        win_mod = [self._can_use(tuple(m for m in use if len(keys[m][j]))) or () for j in range(len(windows))]
+        inputs = self._items(ex, keys, len(windows))
         groups: dict[tuple[str, ...], list[int]] = {}
         for j, wuse in enumerate(win_mod):
             if wuse:
                 groups.setdefault(wuse, []).append(j)
         probs = np.full((len(starts), len(self.classes)), np.nan, np.float32)
         for wuse, js in groups.items():
-            items = [{k: v for k, v in inputs[j].items() if k in ("label", "index") or k.split("_")[0] in wuse}
-                     for j in js]
-            probs[js] = self._scores(items, wuse)
-        n_noface = sum(1 for m in win_mod if "v" in use and "v" not in m)
-        if n_noface:
-            notes.append(f"{n_noface} of {len(starts)} windows had no detected face")
+            probs[js] = self._scores([self._only(inputs[j], wuse) for j in js], wuse)
+        for m in use:
+            gaps = sum(1 for wm in win_mod if m not in wm)
+            if gaps:
+                notes.append(f"{gaps} of {len(starts)} windows had no {registry.modality(m).missing}")
 
         timeline = []
         for j, s in enumerate(starts):
-            if not win_mod[j]:
-                timeline.append({"start": round(s, 3), "end": round(min(s + self.window_s, dur), 3), "label": None,
-                                 "probabilities": None, "modalities": []})
-                continue
-            timeline.append({"start": round(s, 3), "end": round(min(s + self.window_s, dur), 3),
-                             "label": self.classes[int(np.argmax(probs[j]))],
-                             "probabilities": _probs(probs[j], self.classes), "modalities": list(win_mod[j])})
+            w = {"start": round(s, 3), "end": round(min(s + self.window_s, dur), 3), "label": None,
+                 "probabilities": None, "modalities": []}
+            if win_mod[j]:
+                w.update(label=self.classes[int(np.argmax(probs[j]))], probabilities=_probs(probs[j], self.classes),
+                         modalities=list(win_mod[j]))
+            timeline.append(w)
 
-        # whole file
+        # whole file: the model on the whole clip, as in training and evaluation
         per_mod: dict[str, dict[str, float]] = {}
         if dur <= self.max_clip_s:
-            raw = self._onnx is not None
-            whole: dict[str, Any] = {"label": 0, "index": 0}
-            if "v" in use:
-                x, _ = self._video_item(faces, found, fps, 0.0, dur)
-                whole["v" if raw else "v_feat"] = x if raw else self._extract("v", x)
-            if "a" in use:
-                a = self._audio_item(audio, 0.0, dur)
-                whole["a" if raw else "a_feat"] = a if raw else self._extract("a", a)
+            whole = self._items(ex, {m: [registry.modality(m).select(ex, 0.0, dur, d)] for m in use}, 1)[0]
             p_file = self._scores([whole], use)[0]
             if self.has_side_heads:  # the side heads reuse the features computed above
                 for m in use:
-                    one = {k: v for k, v in whole.items() if k in ("label", "index") or k.split("_")[0] == m}
-                    per_mod[m] = _probs(self._scores([one], (m,))[0], self.classes)
+                    per_mod[m] = _probs(self._scores([self._only(whole, (m,))], (m,))[0], self.classes)
         else:
             valid = ~np.isnan(probs).any(1)
             p_file = probs[valid].mean(0)
@@ -355,15 +349,15 @@ class StreamPredictor:
         p = self.p
         t_v = self._v0 + len(self.faces) / self.fps if self.fps else 0.0   # seconds of video received
         t_a = self._a0 + len(self.audio) / SR
-        ends = [t for t, need in ((t_v, "v" in p.modalities), (t_a, "a" in p.modalities)) if need]
+        ends = [t for t, need in ((t_v, registry.V in p.modalities), (t_a, registry.A in p.modalities)) if need]
         avail = min(ends) if ends else 0.0
         while self.next_start + p.window_s <= avail + 1e-9:
             s, e = self.next_start, self.next_start + p.window_s
             faces = found = wave = None
-            if "v" in p.modalities and self.faces:
+            if registry.V in p.modalities and self.faces:
                 i0, i1 = int(round((s - self._v0) * self.fps)), int(round((e - self._v0) * self.fps))
                 faces, found = np.stack(self.faces[i0:i1]), np.array(self.found[i0:i1], bool)
-            if "a" in p.modalities:
+            if registry.A in p.modalities:
                 mean = self._sum / max(self._n, 1)
                 std = math.sqrt(max(self._sq / max(self._n, 1) - mean ** 2, 0.0))
                 a0, a1 = int(round((s - self._a0) * SR)), int(round((e - self._a0) * SR))

@@ -218,15 +218,18 @@ class TransformerAggregator(nn.Module):
         return (h * w).sum(1) / lengths.unsqueeze(1).to(h.dtype)
 
 
-_AGGREGATORS = {"lstm": LSTMAggregator, "bilstm": BiLSTMAggregator, "transformer": TransformerAggregator}
+def aggregator_class(name: str) -> type[nn.Module]:
+    """The class registered under `name` in `mrpn.registry.AGGREGATORS` (a class, or a class name here)."""
+    from mrpn import registry
+
+    spec = registry.AGGREGATORS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown aggregator {name!r}; choose from {sorted(registry.AGGREGATORS)}")
+    return spec.cls if callable(spec.cls) else globals()[spec.cls]
 
 
 def make_aggregator(name: str, in_dim: int, hidden: int = 256, num_layers: int = 1,
                     dropout: float = 0.0, **kwargs) -> nn.Module:
-    """Build A_m by name: "lstm", "bilstm" or "transformer". Extra kwargs go to the Transformer
-    (heads, ff_mult, pos, max_len)."""
-    try:
-        cls = _AGGREGATORS[name]
-    except KeyError:
-        raise ValueError(f"unknown aggregator {name!r}; choose from {sorted(_AGGREGATORS)}") from None
-    return cls(in_dim, hidden, num_layers=num_layers, dropout=dropout, **kwargs)
+    """Build A_m by registered name ("lstm", "bilstm", "transformer", ...). Extra kwargs go to the
+    class (the Transformer's heads, ff_mult, pos, max_len)."""
+    return aggregator_class(name)(in_dim, hidden, num_layers=num_layers, dropout=dropout, **kwargs)

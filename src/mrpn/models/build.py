@@ -1,87 +1,68 @@
 """Config -> model: the VM / AM baselines of Table 1 and the N0 / N1 / N2 networks of eqs. (7)-(9).
 
-Section 5.2: both modalities use a ResNet-18 extractor F_m and (by default) an LSTM aggregator A_m;
-"v" is the face-frame sequence, "a" the sequence of one-second spectrogram chunks.
+Section 5.2: every modality uses an extractor F_m (ResNet-18, or a plain CNN) and an
+aggregator A_m (by default an LSTM); which modalities a kind uses, its FusionNet variant and the
+aggregator classes come from `mrpn.registry`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torch import nn
+
+from mrpn import registry
+from mrpn.config import ModelConfig
 
 from .aggregators import make_aggregator
 from .cnn import ConvNet
 from .fusion import FusionNet, ModalityBranch, UniModalNet
 from .resnet import ResNet18
 
-__all__ = ["ModelConfig", "build_model", "build_branch", "count_parameters", "KINDS"]
+__all__ = ["ModelConfig", "build_model", "build_branch", "build_aggregator", "count_parameters", "KINDS"]
 
-KINDS = ("vm", "am", "n0", "n1", "n2")
+KINDS = tuple(registry.KINDS)  # the built-in kinds, for tests and docs
 EXTRACTORS = ("resnet18", "cnn")
 
 
-@dataclass
-class ModelConfig:
-    kind: str = "n2"                 # "vm", "am" (Table 1 uni-modal), "n0", "n1", "n2" (eqs. 7-9)
-    n_classes: int = 8               # RAVDESS 8, CREMA-D 6; number of targets for regression
-    task: str = "classification"     # or "regression"
-    aggregator: str = "lstm"         # "lstm", "bilstm", "transformer" (section 5.6)
-    agg_hidden: int = 256
-    agg_layers: int = 1
-    agg_heads: int = 4               # transformer only
-    agg_dropout: float = 0.0         # between LSTM layers / inside transformer layers
-    agg_pos: str = "learned"         # transformer positional encoding: "learned" or "sinusoidal"
-    agg_max_len: int = 512           # transformer: longest sequence
-    fusion_hidden: int = 256         # hidden DenseUnit of Scoring (eq. 2)
-    fusion_input_norm: bool = True   # FeatureNorm after Concatenate (eq. 3) or not (eq. 4)
-    dropout: float = 0.3             # Scoring dropout
-    video_extractor: str = "resnet18"  # "resnet18" (paper 5.2) or "cnn" (4-block VGG-style, models/cnn.py)
-    video_width: int = 64
-    video_in_channels: int = 3
-    video_stem: str = "imagenet"
-    audio_extractor: str = "resnet18"
-    audio_width: int = 64
-    audio_in_channels: int = 1
-    audio_stem: str = "imagenet"
-    extractor_dropout: float = 0.0   # Dropout2d inside the "cnn" extractor
-    zero_init_residual: bool = False
+def build_extractor(cfg: ModelConfig, modality: str) -> nn.Module:
+    """F_m of eq. (1): the modality's own factory, or the network named by the ModelConfig fields
+    `<prefix>_extractor` ("resnet18", the paper's, or the plain 4-block "cnn"), `_in_channels`,
+    `_width`, `_stem`, where the modality's spec names the prefix ("video", "audio")."""
+    ext = registry.modality(modality).extractor
+    if callable(ext):
+        return ext(cfg)
+    net = getattr(cfg, f"{ext}_extractor", "resnet18")
+    channels, width = getattr(cfg, f"{ext}_in_channels"), getattr(cfg, f"{ext}_width")
+    if net == "resnet18":
+        return ResNet18(channels, width, getattr(cfg, f"{ext}_stem"), cfg.zero_init_residual)
+    if net == "cnn":
+        return ConvNet(channels, width, blocks=4, dropout=cfg.extractor_dropout)
+    raise ValueError(f"extractor must be one of {EXTRACTORS}, got {net!r}")
 
 
-def build_extractor(kind: str, in_channels: int, width: int, stem: str, cfg: ModelConfig) -> nn.Module:
-    """F_m of eq. (1): a ResNet-18 (the paper) or the plain 4-block CNN."""
-    if kind == "resnet18":
-        return ResNet18(in_channels, width, stem, cfg.zero_init_residual)
-    if kind == "cnn":
-        return ConvNet(in_channels, width, blocks=4, dropout=cfg.extractor_dropout)
-    raise ValueError(f"extractor must be one of {EXTRACTORS}, got {kind!r}")
+def build_aggregator(cfg: ModelConfig, in_dim: int) -> nn.Module:
+    """A_m by name (section 5.6): the registry's class with its options read from cfg."""
+    spec = registry.AGGREGATORS.get(cfg.aggregator)
+    extra = {arg: getattr(cfg, key) for arg, key in spec.options.items()} if spec else {}
+    return make_aggregator(cfg.aggregator, in_dim, cfg.agg_hidden, num_layers=cfg.agg_layers,
+                           dropout=cfg.agg_dropout, **extra)
 
 
 def build_branch(cfg: ModelConfig, modality: str) -> ModalityBranch:
-    """F_m (ResNet18 or ConvNet) + A_m for modality "v" or "a" — eq. (1)."""
-    if modality == "v":
-        ext = build_extractor(cfg.video_extractor, cfg.video_in_channels, cfg.video_width, cfg.video_stem, cfg)
-    elif modality == "a":
-        ext = build_extractor(cfg.audio_extractor, cfg.audio_in_channels, cfg.audio_width, cfg.audio_stem, cfg)
-    else:
-        raise ValueError(f"modality must be 'v' or 'a', got {modality!r}")
-    extra = {}
-    if cfg.aggregator == "transformer":
-        extra = dict(heads=cfg.agg_heads, pos=cfg.agg_pos, max_len=cfg.agg_max_len)
-    agg = make_aggregator(cfg.aggregator, ext.out_dim, cfg.agg_hidden, num_layers=cfg.agg_layers,
-                          dropout=cfg.agg_dropout, **extra)
-    return ModalityBranch(ext, agg)
+    """F_m + A_m for one registered modality — eq. (1)."""
+    ext = build_extractor(cfg, modality)
+    return ModalityBranch(ext, build_aggregator(cfg, ext.out_dim))
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:
-    """"vm" / "am": UniModalNet on "v" / "a"; "n0" / "n1" / "n2": FusionNet over {"v", "a"}."""
-    if cfg.kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {cfg.kind!r}")
-    if cfg.kind in ("vm", "am"):
-        m = cfg.kind[0]
+    """A uni-modal kind: UniModalNet on its modality; a fusion kind: FusionNet over its modalities."""
+    if cfg.kind not in registry.KINDS:
+        raise ValueError(f"kind must be one of {tuple(registry.KINDS)}, got {cfg.kind!r}")
+    kind = registry.kind(cfg.kind)
+    if not kind.fusion:
+        (m,) = kind.modalities
         return UniModalNet(build_branch(cfg, m), cfg.n_classes, modality=m, hidden=cfg.fusion_hidden,
                            dropout=cfg.dropout, task=cfg.task)
-    branches = {m: build_branch(cfg, m) for m in ("v", "a")}
-    return FusionNet(branches, cfg.n_classes, variant=cfg.kind, hidden=cfg.fusion_hidden,
+    branches = {m: build_branch(cfg, m) for m in kind.modalities}
+    return FusionNet(branches, cfg.n_classes, variant=kind.variant, hidden=cfg.fusion_hidden,
                      dropout=cfg.dropout, task=cfg.task, input_norm=cfg.fusion_input_norm)
 
 

@@ -288,7 +288,7 @@ class UniModalNet(_BranchedNet):
     branch loads into a FusionNet by prefix (late fusion, `load_branch_weights`).
     """
 
-    def __init__(self, branch: ModalityBranch, n_out: int, modality: str = "v", hidden: int = 256,
+    def __init__(self, branch: ModalityBranch, n_out: int, modality: str, hidden: int = 256,
                  dropout: float = 0.3, task: str = "classification"):
         super().__init__()
         _check_task(task)

@@ -50,8 +50,16 @@ def summarise(run_dir: Path) -> dict:
         summary[k] = {"mean": float(vals.mean()) if len(vals) else None,
                       "std": float(vals.std()) if len(vals) else None,
                       "per_fold": dict(zip(summary["folds"], vals.tolist()))}
+    # the same fold accuracy under each way of choosing the epoch (training.setup.selection_summary):
+    # "test_selected" is the paper's (optimistic), "inner_selected" never looked at the test actors
+    for k in ("accuracy_test_selected", "accuracy_inner_selected", "accuracy_last_epoch"):
+        have = [(r["fold"], r[k]) for r in rows if r.get(k) is not None]
+        if have and len(have) == len(rows):
+            vals = np.array([v for _, v in have], dtype=float)
+            summary[k] = {"mean": float(vals.mean()), "std": float(vals.std()), "per_fold": dict(have)}
     if rows:
         summary["run_label"] = rows[0].get("run_label")
+        summary["selection"] = sorted({r.get("selection", "test-fold") for r in rows})
     atomic_write_json(run_dir / "summary.json", summary)
     return summary
 
@@ -88,7 +96,13 @@ def run_cv(cfg, folds_spec: str | None = None, progress: bool = True, log=print)
     s = summarise(run_dir)
     if s["n_folds"]:
         log(f"{cfg.name}: accuracy {100 * s['accuracy']['mean']:.1f} ± {100 * s['accuracy']['std']:.1f} %  "
-            f"UAR {100 * s['uar']['mean']:.1f} %  over {s['n_folds']} folds")
+            f"UAR {100 * s['uar']['mean']:.1f} %  over {s['n_folds']} folds (epoch chosen on "
+            f"{' and '.join(s.get('selection', ['test-fold']))})")
+        for k, what in (("accuracy_test_selected", "epoch chosen on the test fold (paper)"),
+                        ("accuracy_inner_selected", "epoch chosen on inner actors"),
+                        ("accuracy_last_epoch", "last epoch")):
+            if k in s:
+                log(f"  {what}: {100 * s[k]['mean']:.1f} ± {100 * s[k]['std']:.1f} %")
     return s
 
 

@@ -84,10 +84,6 @@ def sync_buffers(model: torch.nn.Module, info: DistInfo) -> None:
             dist.broadcast(b, 0)
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-
-
 def is_main_process() -> bool:
     """Rank 0, or not distributed (usable before the process group exists)."""
     return int(os.environ.get("RANK", "0")) == 0

@@ -4,13 +4,13 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from mrpn.models.loss import mrpn_loss
+from mrpn.progress import progress as progress_bar
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -64,7 +64,7 @@ def train_one_epoch(model: torch.nn.Module, loader, optimizer: torch.optim.Optim
     n, correct, t0 = 0, 0, time.perf_counter()
     gen = torch.Generator().manual_seed(seed)
     modalities = tuple(getattr(getattr(model, "module", model), "modalities", ()))
-    bar = tqdm(loader, desc=desc, leave=False, unit="batch", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(loader, desc=desc, leave=False, unit="batch", disable=not progress)
     for batch in bar:
         y = batch["label"]
         if mixup > 0 and task == "classification":
@@ -124,7 +124,7 @@ def evaluate(model: torch.nn.Module, loader, device: torch.device, precision: st
     losses, ys, preds, probs, idx = [], [], [], [], []
     feats: dict[str, list[np.ndarray]] = {}
     side: dict[str, list[np.ndarray]] = {}
-    for batch in tqdm(loader, desc=desc, leave=False, unit="batch", disable=not progress, dynamic_ncols=True):
+    for batch in progress_bar(loader, desc=desc, leave=False, unit="batch", disable=not progress):
         batch = to_device(batch, device, channels_last)
         y = batch["label"]
         with autocast(device, precision):

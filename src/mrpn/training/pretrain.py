@@ -12,7 +12,6 @@ Training resumes from `last.pt` when re-run.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -69,7 +68,7 @@ def _fit(model: Classifier, train_dl, test_dl, epochs: int, lr: float, device, p
         log(f"resuming after epoch {start}")
     g = torch.Generator().manual_seed(meta["seed"])
     shuffle_g = getattr(train_dl, "generator", None)
-    from tqdm import tqdm
+    from mrpn.progress import progress
 
     for epoch in range(start + 1, epochs + 1):
         g.manual_seed(meta["seed"] * 1000 + epoch)
@@ -77,8 +76,8 @@ def _fit(model: Classifier, train_dl, test_dl, epochs: int, lr: float, device, p
             shuffle_g.manual_seed(meta["seed"] * 100003 + epoch)
         torch.manual_seed(meta["seed"] * 7919 + epoch)
         model.train()
-        t0, n, correct, tot = time.perf_counter(), 0, 0, 0.0
-        bar = tqdm(train_dl, desc=f"pretrain epoch {epoch}/{epochs}", leave=False, dynamic_ncols=True)
+        t0, n, tot = time.perf_counter(), 0, 0.0
+        bar = progress(train_dl, desc=f"pretrain epoch {epoch}/{epochs}", leave=False)
         for x, y in bar:
             x, y = x.to(device), y.to(device)
             if augment is not None:

@@ -1,0 +1,233 @@
+"""The pieces a fold's training is made of: its data (cache source, fold protocol, train/val/inner
+split, loaders), its model (build, pretrained extractors), its schedule and how the epoch was chosen."""
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from mrpn import registry
+from mrpn.config import Config, ConfigError
+from mrpn.training.checkpoint import CheckpointError
+
+
+def run_label(cfg: Config) -> str:
+    """"N2 (MRPN) (end-to-end) [T+AO+VA]": the kind, the strategy of a fusion, and the settings of
+    Table 1 (time augmentation T/NT, then each modality's tag in `setting_order`)."""
+    kind = registry.kind(cfg.model.kind)
+    label = kind.label + (f" ({cfg.train.strategy})" if kind.fusion else "")
+    setting = ["T" if cfg.data.time_aug else "NT"]
+    for spec in sorted((registry.modality(m) for m in kind.modalities), key=lambda s: s.setting_order):
+        tag = spec.setting(cfg.data)
+        if tag:
+            setting.append(tag)
+    return f"{label} [{'+'.join(setting)}]"
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------
+
+def make_source(cfg: Config, val_actors: set[str]):
+    from mrpn.data.loader import CacheSource
+
+    if not cfg.data.cache:
+        raise ConfigError("data.cache is not set: point --cache at a folder written by `mrpn prepare`")
+    if not Path(cfg.data.cache).is_dir():
+        raise ConfigError(f"cache folder not found: {cfg.data.cache} (run `mrpn prepare` first)")
+    if cfg.data.dataset == "paired":
+        from mrpn.data.paired import PairedSource
+
+        if not cfg.data.fer:
+            raise ConfigError("the paired benchmark needs data.fer (FER2013 root)")
+        try:
+            return PairedSource(cfg.data.cache, cfg.data.fer, val_actors, cfg.data.paired_faces, cfg.train.seed)
+        except (ValueError, FileNotFoundError) as e:   # DatasetError is a ValueError
+            raise ConfigError(f"paired benchmark: {e}") from None
+    from mrpn.data.cache import CacheError
+
+    try:
+        return CacheSource(cfg.data.cache, include_flagged=cfg.data.include_flagged)
+    except (CacheError, ValueError, FileNotFoundError) as e:
+        raise ConfigError(f"cache {cfg.data.cache}: {e}") from None
+
+
+def resolve_protocol(cfg: Config, actors: list[str], genders: dict[str, str | None]):
+    """The dataset's shipped folds, a user's fold file, or (own/synthetic data) generated actor folds."""
+    from mrpn.data import folds as F
+
+    name = cfg.data.protocol
+    ds = "ravdess" if cfg.data.dataset == "paired" else cfg.data.dataset
+    try:
+        if not name:
+            try:
+                return F.default_protocol(ds)
+            except (KeyError, ValueError, FileNotFoundError):
+                k = min(5, len(set(actors)))
+                return F.make_actor_folds(sorted(set(actors)), k, genders=genders, seed=0)
+        return F.load_protocol(name)
+    except (KeyError, ValueError, FileNotFoundError) as e:
+        raise ConfigError(f"folds: {e} (actor-disjoint folds need at least 2 actors; see `mrpn folds`)") from None
+
+
+def fold_indices(clips, fold) -> tuple[list[int], list[int]]:
+    """(train, val) positions of `clips` in `fold`, by `folds.split_clips` (an actor outside the fold is an error)."""
+    from types import SimpleNamespace
+
+    from mrpn.data.folds import split_clips
+
+    try:
+        tr, va = split_clips([SimpleNamespace(actor=c.actor, i=i) for i, c in enumerate(clips)], fold)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return [t.i for t in tr], [v.i for v in va]
+
+
+def make_loader(ds, cfg: Config, train: bool, epoch: int = 0, info=None) -> DataLoader:
+    g = torch.Generator().manual_seed(cfg.train.seed * 100003 + epoch)
+    workers = cfg.data.workers
+    bs, sampler = cfg.train.batch_size, None
+    if info is not None and info.enabled and train:
+        from torch.utils.data.distributed import DistributedSampler
+
+        bs = max(1, bs // info.world)  # train.batch_size is the global batch
+        sampler = DistributedSampler(ds, info.world, info.rank, shuffle=True, seed=cfg.train.seed, drop_last=True)
+        sampler.set_epoch(epoch)
+    return DataLoader(ds, batch_size=bs, shuffle=train and sampler is None, sampler=sampler,
+                      generator=g if train and sampler is None else None,
+                      num_workers=workers, collate_fn=_collate(),
+                      # FeatureNorm (batch norm) cannot train on a batch of one; shuffled, the
+                      # dropped remainder differs every epoch
+                      drop_last=train and len(ds) > bs,
+                      persistent_workers=False, pin_memory=False,
+                      worker_init_fn=_worker_init if workers else None)
+
+
+def _collate():
+    from mrpn.data.loader import collate
+
+    return collate
+
+
+def _worker_init(_: int) -> None:
+    # One thread per worker: the main process trains on the cores; workers only cut and transform.
+    torch.set_num_threads(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------------
+
+def build(cfg: Config, n_classes: int) -> torch.nn.Module:
+    from mrpn.models.build import build_model
+
+    return build_model(replace(cfg.model, n_classes=n_classes))
+
+
+def load_pretrained_extractors(model: torch.nn.Module, cfg: Config) -> list[str]:
+    from safetensors.torch import load_file
+
+    done = []
+    for m in registry.modalities_of(cfg.model.kind):
+        path = getattr(cfg.train, f"pretrained_{m}", "")  # train.pretrained_<modality>
+        if not path:
+            continue
+        if not Path(path).is_file():
+            raise ConfigError(f"pretrained weights not found: {path}")
+        sd = load_file(path)
+        ext = model.branches[m].extractor
+        try:
+            ext.load_state_dict(sd)
+        except RuntimeError as e:
+            raise CheckpointError(f"pretrained extractor {path} does not fit the {m} extractor of this "
+                                  f"model (width/channels/stem differ?): {str(e).splitlines()[0][:200]}") from None
+        done.append(f"{m}: {path}")
+    return done
+
+
+# ---------------------------------------------------------------------------------------------
+# Inner split, schedule, epoch selection
+# ---------------------------------------------------------------------------------------------
+
+def split_inner(cfg: Config, protocol, fold_index: int, clips, tr_idx: list[int]):
+    """(train, inner-validation, inner actors): with train.inner_val, a pair of training actors
+    (`folds.inner_val_actors`) leaves the training set and chooses the epoch instead of the test fold."""
+    if not cfg.train.inner_val:
+        return tr_idx, [], []
+    from mrpn.data.folds import inner_val_actors
+
+    try:
+        inner = inner_val_actors(protocol, fold_index, [clips[i].actor for i in tr_idx])
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    keep = set(inner)
+    return ([i for i in tr_idx if clips[i].actor not in keep], [i for i in tr_idx if clips[i].actor in keep],
+            inner)
+
+
+def make_scheduler(cfg: Config, opt: torch.optim.Optimizer, steps_per_epoch: int):
+    """(per-epoch scheduler, per-step scheduler); one of them is None.
+
+    "plateau": the paper's 5.2 (lr x lr_factor after lr_patience epochs without a lower selection
+    loss), stepped per epoch. "onecycle" (Smith 2018) and "cosine" (linear warm-up, then cosine to 0)
+    are stepped per batch over exactly train.epochs epochs: with them the last epoch is a natural
+    choice that needs no selection at all.
+    """
+    t = cfg.train
+    if t.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=t.lr_factor,
+                                                          patience=t.lr_patience), None
+    total = max(1, t.epochs * max(1, steps_per_epoch))
+    warm = t.warmup_epochs * max(1, steps_per_epoch)
+    if t.schedule == "onecycle":
+        pct = min(0.9, max(0.01, warm / total)) if warm else 0.3
+        return None, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t.lr, total_steps=total, pct_start=pct,
+                                                         div_factor=25.0, final_div_factor=1e3)
+    import math
+
+    def factor(step: int) -> float:
+        if warm and step < warm:
+            return (step + 1) / warm
+        frac = min(1.0, (step - warm) / max(1.0, total - warm))
+        return 0.5 * (1.0 + math.cos(math.pi * frac))
+
+    return None, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def selection_summary(history: list[dict], inner: list[str], best_epoch: int) -> dict[str, Any]:
+    """How the reported epoch was chosen, and the test-fold accuracy under each way of choosing it.
+
+    "test-fold" selection (the paper's, optimistic: the test actors pick their own epoch) is the
+    best val_accuracy over epochs; "inner" is the test accuracy at the epoch the inner actors chose;
+    "last" needs no choice at all (fixed-length schedules)."""
+    accs = [r.get("val_accuracy") for r in history if r.get("val_accuracy") is not None]
+    out: dict[str, Any] = {"selection": "inner" if inner else "test-fold", "inner_val_actors": list(inner)}
+    if accs:
+        out["accuracy_test_selected"] = max(accs)
+        out["accuracy_last_epoch"] = accs[-1]
+        at = [r["val_accuracy"] for r in history if r.get("epoch") == best_epoch]
+        if inner and at:
+            out["accuracy_inner_selected"] = at[0]
+    return out
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def protocol_val_actors(cfg: Config, fold_index: int) -> list[str]:
+    clips = make_source(cfg, set()).clips()
+    protocol = resolve_protocol(cfg, [c.actor for c in clips], {c.actor: c.gender for c in clips})
+    return list(protocol.folds[fold_index - 1].val_actors)
