@@ -206,7 +206,7 @@ def markdown_table(data: dict) -> str:
              "|:---|" + "---:|" * (len(names) + 2)]
     for name, b in data.get("baselines", {}).items():
         if b.get("skipped"):
-            lines.append(f"| {name} | " + " | ".join("" for _ in names) + f" | skipped | 0 |")
+            lines.append(f"| {name} | " + " | ".join("" for _ in names) + " | skipped | 0 |")
             continue
         cells = [f"{100 * b['folds'][n]['accuracy']:.1f}" if n in b["folds"] else "–" for n in names]
         ms = f"{100 * b['mean']:.1f} ± {100 * b['std']:.1f}%" if b["mean"] is not None else "–"

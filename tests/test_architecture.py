@@ -31,7 +31,7 @@ LAYERS = [
     ("config",),
     ("data",),
     ("models",),
-    ("training", "evaluation"),
+    ("training", "evaluation", "baselines"),
     ("inference",),
     ("cli", "demo", "synth"),
 ]
