@@ -211,6 +211,12 @@ def markdown_table(data: dict) -> str:
         cells = [f"{100 * b['folds'][n]['accuracy']:.1f}" if n in b["folds"] else "–" for n in names]
         ms = f"{100 * b['mean']:.1f} ± {100 * b['std']:.1f}%" if b["mean"] is not None else "–"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {ms} | {b['n_folds']}/{len(names)} |")
+    done = [b for b in data.get("baselines", {}).values() if b["folds"]]
+    common = [n for n in names if done and all(n in b["folds"] for b in done)]
+    if done and 0 < len(common) < max(b["n_folds"] for b in done):
+        means = ", ".join(f"{k} {100 * np.mean([b['folds'][n]['accuracy'] for n in common]):.1f}%"
+                          for k, b in data["baselines"].items() if b["folds"])
+        lines.append(f"\nOn the folds every baseline has ({', '.join(common)}): {means}.")
     return "\n".join(lines)
 
 
