@@ -150,7 +150,8 @@ def update_results(out: Path, header: dict, baseline: str, fold: str | None, ent
                    skipped: str | None = None) -> dict:
     """Merge one result into `out` under an exclusive lock (concurrent runs on other folds keep theirs)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_name(out.name + ".lock"), "w") as lock:
+    lock = os.open(out.parent, os.O_RDONLY)       # lock the folder: no lock file left beside the results
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         data = read_results(out)
         run = header.pop("run")
@@ -172,6 +173,8 @@ def update_results(out: Path, header: dict, baseline: str, fold: str | None, ent
         b.update(mean=m, std=s, n_folds=len(accs), fold_names=list(b["folds"]))
         data["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
         atomic_write_json(out, data)
+    finally:
+        os.close(lock)
     return data
 
 

@@ -179,6 +179,7 @@ def test_bench_fold_spec_and_resumable_results(tmp_path):
     m = d["baselines"]["mfcc_svm"]
     assert m["n_folds"] == 2 and m["mean"] == pytest.approx(0.6) and m["std"] == pytest.approx(math.sqrt(0.02))
     assert d["baselines"]["speaker_probe"]["skipped"] == "not installed" and len(d["runs"]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]          # no lock or temporary file left
     out.write_text("{not json")
     with pytest.raises(SystemExit, match="cannot read"):
         b.read_results(out)
