@@ -37,7 +37,7 @@ def corpus(tmp_path_factory):
     """A tiny generated audio-video corpus (4 actors x 3 emotions) prepared by the real pipeline."""
     from mrpn.data.datasets import scan
     from mrpn.data.prepare import PrepareConfig, run_prepare
-    from mrpn.data.synth import generate_corpus
+    from mrpn.synth import generate_corpus
 
     root = tmp_path_factory.mktemp("pipeline")
     manifest = generate_corpus(root / "corpus", n_actors=4, clips_per_class=1,

@@ -86,9 +86,11 @@ def tone(seconds: float, rate: int, channels: int = 1, freq: float = 440.0, ampl
 
 
 def write_video(path: str | Path, n_frames: int = 30, fps: int = 30, size: tuple[int, int] = (160, 120),
-                audio: str | None = "tone", channels: int = 2, frame_fn: FrameFn = blob_frame) -> Path:
+                audio: str | None = "tone", channels: int = 2, frame_fn: FrameFn = blob_frame,
+                rotation: int = 0) -> Path:
     """A video with an optional audio track ("tone", "silent" or None), in the container given
-    by the extension (mp4, mkv, flv, avi, webm)."""
+    by the extension (mp4, mkv, flv, avi, webm). `rotation` (degrees counter-clockwise) goes into
+    the container's display matrix, as phones write portrait video."""
     import av
 
     path = Path(path)
@@ -98,6 +100,8 @@ def write_video(path: str | Path, n_frames: int = 30, fps: int = 30, size: tuple
         vs = c.add_stream(vcodec, rate=fps)
         vs.width, vs.height = width, height
         vs.pix_fmt = "yuv420p"
+        if rotation:
+            vs.set_display_rotation(rotation)
         if vcodec == "libx264":
             vs.options = {"preset": "ultrafast", "threads": "1"}
         streams = [vs]

@@ -194,9 +194,10 @@ def test_opencv_tracks_drawn_face_in_video(media, tmp_path):
 def test_square_region_and_padding():
     assert square_region((10, 20, 40, 20), 0.25) == (0, 0, 60)   # 40 * 1.5 = 60, centred on (30, 30)
     frame = np.full((50, 50, 3), 200, np.uint8)
-    crop = crop_square(frame, (30, 30, 40, 40), 20, 0.0)      # half outside: black there
+    frame[:, -1] = 100                                        # the right edge column
+    crop = crop_square(frame, (30, 30, 40, 40), 20, 0.0)      # half outside: the edge repeats there
     assert crop.shape == (20, 20, 3)
-    assert crop[2, 2].mean() > 190 and crop[-2, -2].mean() < 10
+    assert crop[2, 2].mean() > 190 and abs(crop[5, -2].mean() - 100) < 10 and crop[-2, 2].mean() > 190
 
 
 def _frames(n, w=160, h=120, missing=()):

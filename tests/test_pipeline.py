@@ -113,7 +113,7 @@ def test_report_renders(n2_run, tmp_path):
 
 
 def test_predict_file_and_missing_modalities(n2_run, corpus, tmp_path):
-    from mrpn.data.synth import write_mp4
+    from mrpn.synth import write_mp4
     from mrpn.inference.predictor import Predictor
 
     root, sc = corpus

@@ -167,7 +167,8 @@ def test_bad_files_fail_with_a_reason_naming_the_file(prepared, cid, fragment):
 def test_summary_and_manifest(prepared, corpus):
     s = prepared.summary
     assert s["counts"] == {"clips": 12, "ok": 8, "failed": 4, "usable": 7, "no_face": 1, "no_audio": 1,
-                           "silent": 1, "short": 1, "truncated": 0, "scan_problems": 1}
+                           "silent": 1, "short": 1, "truncated": 0, "scan_problems": 1,
+                           "unreadable": 0}
     assert s["problems"] == [f"{corpus.dir / '01-xx-name.mp4'}: file name does not parse as a take"]
     assert s["face_fraction"]["good"] == 1.0 and s["face_fraction"]["noface"] == 0.0
     assert len(s["failed"]) == 4

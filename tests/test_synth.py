@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from mrpn.data import synth
-from mrpn.data.synth_face import EMOTION_EXPRESSIONS, random_face_params, render_face
-from mrpn.data.synth_voice import random_voice_params, synth_voice
+from mrpn import synth
+from mrpn.synth import EMOTION_EXPRESSIONS, random_face_params, render_face
+from mrpn.synth import random_voice_params, synth_voice
 
 # slow: > 10 s on this project's 2-core machine (`pytest -m "not slow"` skips them while working)
 pytestmark = pytest.mark.slow
@@ -158,6 +158,8 @@ def test_same_seed_same_manifest_and_render(tmp_path: Path) -> None:
     assert a.read_bytes() == b.read_bytes()
     ja, jb = (json.loads((p.parent / "synth.json").read_text()) for p in (a, b))
     assert ja["clips"] == jb["clips"] and ja["actors"] == jb["actors"]
+    for c in ja["clips"]:   # bit for bit, whether rendered here or in worker processes
+        assert (a.parent / c["video"]).read_bytes() == (b.parent / c["video"]).read_bytes(), c["video"]
     fa, aa, _, ma = _decode(a.parent / "videos/01/01-angry-01.mp4")
     assert (ma["w"], ma["h"]) == (96, 96) and abs(ma["fps"] - 20) < 1e-6
     _, plans = synth.plan_corpus(**{k: v for k, v in kw.items()})
@@ -230,3 +232,92 @@ def test_voice_emotions_differ_in_the_right_direction() -> None:
         assert feats["angry"][0] > feats["neutral"][0] > feats["sad"][0], feats
         assert feats["angry"][1] > 1.5 * feats["neutral"][1], feats
         assert feats["neutral"][1] > 1.3 * feats["sad"][1], feats
+
+
+@pytest.mark.parametrize("kind", ["missing", "fuzzy", "mixed"])
+def test_fuzzy_clips_are_what_the_record_says(kind: str) -> None:
+    """Paper 3.1: a fraction of clips shows neutral (missing) or another emotion (fuzzy) in one
+    modality; the label stays the true class; the plan records modality, kind and what is shown."""
+    n_actors, per_class = 6, 3
+    _, plans = synth.plan_corpus(n_actors, per_class, None, face_noise=0.15, voice_noise=0.15, seed=21,
+                                 noise_kind=kind)
+    _, clean = synth.plan_corpus(n_actors, per_class, None, seed=21)
+    n = len(plans)
+    assert [p.label for p in plans] == [p.label for p in clean]            # labels untouched
+    for modality in ("face", "voice"):
+        noisy = [p for p in plans if any(x["modality"] == modality for x in p.noise)]
+        assert len(noisy) == round(0.15 * n)
+        per_actor = [sum(p.actor.id == a for p in noisy) for a in sorted({p.actor.id for p in plans})]
+        assert max(per_actor) - min(per_actor) <= 1                        # spread over the actors
+    kinds = set()
+    for p, c in zip(plans, clean):
+        assert len(p.noise) <= 1                                           # never both modalities
+        shown = {"face": p.face_emotion, "voice": p.voice_emotion}
+        for m in ("face", "voice"):
+            rec = [x for x in p.noise if x["modality"] == m]
+            if not rec:
+                assert shown[m] == p.label
+                continue
+            (x,) = rec
+            kinds.add(x["kind"])
+            assert shown[m] == x["shows"] != p.label and x["shows"] in synth.DEFAULT_CLASSES
+            assert x["kind"] == ("missing" if x["shows"] == "neutral" else "fuzzy")
+        assert p.seed == c.seed and p.n_frames == c.n_frames                # same clip, other content
+    assert kinds == ({"missing", "fuzzy"} if kind == "mixed" else {kind})
+    if kind == "missing":
+        assert not any(p.noise for p in plans if p.label == "neutral")     # neutral cannot lose its emotion
+
+
+def test_corpus_records_noise_and_version(corpus: Path) -> None:
+    info = json.loads((corpus / "synth.json").read_text())
+    assert info["version"] == info["config"]["version"] == synth.SYNTH_VERSION
+    for c in info["clips"]:
+        assert c["synth_version"] == synth.SYNTH_VERSION
+        face = [x for x in c["noise"] if x["modality"] == "face"]
+        assert (c["face_emotion"] != c["label"]) == bool(face)
+        if face:
+            assert face[0]["shows"] == c["face_emotion"]
+    assert synth.modality_truth(corpus)[info["clips"][0]["video"]]["noise"] == info["clips"][0]["noise"]
+
+
+def test_noisy_corpus_reuses_the_clean_clips(tmp_path: Path) -> None:
+    kw = dict(n_actors=2, clips_per_class=1, classes=["neutral", "happy", "sad"], size=48, fps=8, seed=4,
+              duration=(1.0, 1.2), progress=False)
+    synth.generate_corpus(tmp_path / "clean", **kw)
+    synth.generate_corpus(tmp_path / "noisy", face_noise=0.5, noise_kind="fuzzy", reuse=tmp_path / "clean", **kw)
+    info = json.loads((tmp_path / "noisy" / "synth.json").read_text())
+    assert sum(bool(c["noise"]) for c in info["clips"]) == 3
+    for c in info["clips"]:
+        same = (tmp_path / "clean" / c["video"]).read_bytes() == (tmp_path / "noisy" / c["video"]).read_bytes()
+        assert same == (not c["noise"]), c
+
+
+def _loo_actor_accuracy(x: np.ndarray, y: np.ndarray, actor: np.ndarray) -> float:
+    """Leave-one-actor-out nearest class centroid on standardised features."""
+    hits = 0
+    for a in np.unique(actor):
+        tr, te = actor != a, actor == a
+        mu, sd = x[tr].mean(0), x[tr].std(0) + 1e-9
+        z = (x - mu) / sd
+        cent = np.stack([z[tr & (y == k)].mean(0) for k in np.unique(y)])
+        pred = np.unique(y)[np.argmin(((z[te][:, None] - cent[None]) ** 2).sum(-1), 1)]
+        hits += int((pred == y[te]).sum())
+    return hits / len(y)
+
+
+def test_no_shortcut_cue_in_mean_colour_or_energy() -> None:
+    """The emotion must be read from the face or the voice, not from one number of the clip."""
+    _, plans = synth.plan_corpus(6, 2, None, size=48, fps=5, seed=31, duration=(1.0, 1.4))
+    colour, energy, y, actor = [], [], [], []
+    for p in plans:
+        frames, audio, _ = synth.render_clip(p)
+        colour.append(frames.reshape(-1, 3).mean(0))
+        energy.append([np.log(np.mean(audio.astype(np.float64) ** 2))])
+        y.append(synth.DEFAULT_CLASSES.index(p.label))
+        actor.append(p.actor.id)
+    y_, a_ = np.array(y), np.array(actor)
+    chance = 1 / 6
+    acc_colour = _loo_actor_accuracy(np.array(colour), y_, a_)
+    acc_energy = _loo_actor_accuracy(np.array(energy), y_, a_)
+    # 72 clips: the binomial sd at chance is 4.4 points; 0.30 is 3 sd above chance
+    assert acc_colour < 0.30 and acc_energy < 0.30, (acc_colour, acc_energy, chance)

@@ -20,16 +20,26 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("mrpn.evaluation.report", "tables, confusion matrices and t-SNE for finished runs"),
     "predict": ("mrpn.inference.predict", "emotion over time for any video file"),
     "export": ("mrpn.inference.export", "export a trained model to ONNX"),
-    "synth": ("mrpn.data.synth", "generate a synthetic audio-video emotion corpus"),
-    "demo": ("mrpn.demo", "end-to-end demo: synth -> prepare -> cv -> report, in minutes"),
+    "live": ("mrpn.inference.live", "rolling emotion from a camera, a stream URL or a file at real-time speed"),
+    "serve": ("mrpn.serve", "local web page + JSON API: upload or record a video, see the emotion timeline"),
+    "synth": ("mrpn.synth.cli", "generate a synthetic audio-video emotion corpus"),
+    "demo": ("mrpn.demo", "the fuzziness experiment in minutes: synth -> prepare -> six models -> report"),
+    "fuzzy": ("mrpn.fuzzy.cli", "sweep the fuzzy fraction of the synthetic corpus: VM, AM, N0, N1, N2 (paper 3)"),
 }
+
+
+class _Parser(argparse.ArgumentParser):
+    """A wrong value is one line (not the whole usage) naming the option and the cause."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """All commands are listed, but only the one being run is imported (torch takes seconds to load)."""
     from mrpn import __version__
 
-    parser = argparse.ArgumentParser(prog="mrpn", description="Multi-modal Residual Perceptron Network toolkit")
+    parser = _Parser(prog="mrpn", description="Multi-modal Residual Perceptron Network toolkit")
     parser.add_argument("--version", action="version", version=f"mrpn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     argv = sys.argv[1:] if argv is None else argv

@@ -345,3 +345,25 @@ def validate(cfg: Config) -> None:
         raise ConfigError("data.segment_s and data.segment_hop_s must be > 0")
     if cfg.train.batch_size < 1 or cfg.train.epochs < 1:
         raise ConfigError("train.batch_size and train.epochs must be >= 1")
+    for key, low, high in RANGES:
+        sec, name = key.split(".")
+        v = getattr(getattr(cfg, sec), name)
+        for x in (v if isinstance(v, tuple) else (v,)):
+            if not (low <= x <= high) or x != x:     # x != x: NaN
+                raise ConfigError(f"{key}={v!r}: must be in {low:g}..{high:g}")
+
+
+# Sizes and rates a run can be given: checked once at load time, so a wrong value is a one-line
+# error before any folder is created, not a traceback deep inside a model or the loader.
+RANGES: tuple[tuple[str, float, float], ...] = (
+    ("data.face_size", 8, 1024), ("data.spec_size", 8, 4096), ("data.n_fft", 16, 65536),
+    ("data.hop_length", 1, 65536), ("data.sample_rate", 1000, 192000), ("data.video_fps", 0, 1000),
+    ("data.max_frames", 0, 1 << 20), ("data.min_slice_s", 0, 3600), ("data.workers", 0, 256),
+    ("data.paired_faces", 1, 1024), ("data.segment_s", 0.01, 60), ("data.segment_hop_s", 0.01, 60),
+    ("train.lr", 1e-12, 10), ("train.weight_decay", 0, 10), ("train.lr_patience", 0, 1 << 20),
+    ("train.lr_factor", 1e-6, 1), ("train.early_stop", 0, 1 << 20), ("train.grad_clip", 0, 1e9),
+    ("model.n_classes", 1, 100_000), ("model.agg_hidden", 1, 1 << 16), ("model.agg_layers", 1, 64),
+    ("model.agg_heads", 1, 1024), ("model.agg_max_len", 1, 1 << 20), ("model.fusion_hidden", 1, 1 << 16),
+    ("model.dropout", 0, 0.999), ("model.agg_dropout", 0, 0.999), ("model.video_width", 1, 4096),
+    ("model.audio_width", 1, 4096), ("model.video_in_channels", 1, 4), ("model.audio_in_channels", 1, 4),
+)

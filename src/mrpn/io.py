@@ -9,11 +9,15 @@ import contextlib
 import hashlib
 import json
 import os
+import struct
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 
+# Temporary files are named `.<name>.mrpn.<random><suffix>.tmp`, so a cleanup can tell mrpn's own
+# leftovers from another program's `*.tmp` files and never delete the latter.
+TMP_TAG = ".mrpn."
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -23,7 +27,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TMP_TAG}", suffix=suffix + ".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -72,6 +76,33 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_text(path: Path, limit: int = 64) -> dict[str, str]:
+    """The tEXt chunks of a PNG ({} when it is not a PNG); reads chunk headers only, up to IDAT."""
+    out: dict[str, str] = {}
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != PNG_SIGNATURE:
+                return {}
+            for _ in range(limit):
+                head = f.read(8)
+                if len(head) < 8:
+                    break
+                n, kind = struct.unpack(">I4s", head)
+                if kind in (b"IDAT", b"IEND") or n > 1 << 20:
+                    break
+                body = f.read(n)
+                f.seek(4, os.SEEK_CUR)        # CRC
+                if kind == b"tEXt" and b"\0" in body:
+                    k, v = body.split(b"\0", 1)
+                    out[k.decode("latin-1")] = v.decode("latin-1")
+    except OSError:
+        return {}
+    return out
+
+
 def _json_default(o: Any) -> Any:
     import numpy as np
 
@@ -87,6 +118,6 @@ def _json_default(o: Any) -> Any:
 
 
 __all__ = [
-    "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
+    "TMP_TAG", "png_text", "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
     "atomic_write_with", "sha256_file", "sha256_bytes",
 ]

@@ -42,6 +42,38 @@ SKIP_FLAGS = ("no_face",)
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
+def _count(v: Any) -> bool:
+    return type(v) is int and v >= 0
+
+
+def _opt(kind: type) -> Any:
+    return lambda v: v is None or (isinstance(v, kind) and not isinstance(v, bool))
+
+
+# Fields other code computes with: a record (written by prepare, but a file on disk that a disk
+# error or a hand edit can change) with another type there is unreadable, not a crash later.
+_RECORD_FIELDS: dict[str, Any] = {
+    "n_frames": _count, "audio_samples": _count, "npz_bytes": lambda v: v is None or _count(v),
+    "sha256": _opt(str), "reason": _opt(str), "face_fraction": _opt((int, float)),
+    "fps": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "duration_s": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "skip": lambda v: isinstance(v, bool),
+    "flags": lambda v: isinstance(v, list) and all(isinstance(f, str) for f in v),
+    "notes": lambda v: isinstance(v, list) and all(isinstance(f, str) for f in v),
+}
+
+
+def record_problem(rec: Any, clip_id: str | None = None) -> str | None:
+    """Why `rec` is not a usable clip record (of `clip_id`), or None."""
+    if not isinstance(rec, dict) or not isinstance(rec.get("clip"), dict) or not isinstance(rec["clip"].get("id"), str) \
+            or (clip_id is not None and rec["clip"]["id"] != clip_id):
+        return "not a clip record of this id"
+    bad = [k for k, ok in _RECORD_FIELDS.items() if k in rec and not ok(rec[k])]
+    if rec.get("status") not in ("ok", "failed") or bad:
+        return f"fields of the wrong type or value ({', '.join(bad) or 'status'})"
+    return None
+
+
 def _checked_id(clip_id: str) -> str:
     """A clip id names a file inside clips/: refuse anything that could point elsewhere."""
     if not clip_id or "/" in clip_id or "\\" in clip_id or clip_id.startswith(".") or "\0" in clip_id:
@@ -142,13 +174,31 @@ class Cache:
         return ids, newest
 
     def read_record(self, clip_id: str) -> dict | None:
+        return self.record_or_cause(clip_id)[0]
+
+    def record_or_cause(self, clip_id: str) -> tuple[dict | None, str | None]:
+        """(record, None), or (None, why it is unreadable); (None, None) when there is none.
+        Atomic writes never leave a torn record, but a disk error or an edit by hand can."""
         p = self.json_path(clip_id)
         try:
-            return json.loads(p.read_text())
+            rec = json.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            return None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return None          # cannot happen with atomic writes; treated as not done
+            return None, None
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+            return None, f"not valid JSON ({e})"
+        except OSError as e:
+            return None, f"cannot be read ({e.strerror or e})"
+        cause = record_problem(rec, clip_id)
+        return (None, cause) if cause else (rec, None)
+
+    def unreadable(self) -> dict[str, str]:
+        """{record path: cause} for every record file that exists but cannot be used."""
+        out = {}
+        for i in self.ids():
+            rec, cause = self.record_or_cause(i)
+            if cause:
+                out[str(self.json_path(i))] = cause
+        return out
 
     def all_records(self) -> list[dict]:
         """Every record (ok and failed), from manifest.json when it is newer than every record,
@@ -158,10 +208,10 @@ class Cache:
         m = self.root / MANIFEST
         try:
             if m.stat().st_mtime_ns >= newest:
-                recs = json.loads(m.read_text()).get("records", [])
-                if sorted(r["clip"]["id"] for r in recs) == ids:
+                recs = json.loads(m.read_text(encoding="utf-8")).get("records", [])
+                if sorted(r["clip"]["id"] for r in recs) == ids and not any(map(record_problem, recs)):
                     return recs
-        except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):   # ValueError: bad JSON or UTF-8
             pass
         out = []
         for i in ids:
@@ -251,7 +301,13 @@ class Cache:
     # -- manifest and summary ------------------------------------------------------------------
     def write_manifest(self, extra_summary: Mapping[str, Any] | None = None) -> tuple[Path, Path]:
         """Rebuild manifest.json and summary.json from the per-clip records (safe any time)."""
-        recs = [r for r in (self.read_record(i) for i in self.ids()) if r is not None]
+        recs, unreadable = [], {}
+        for i in self.ids():
+            rec, cause = self.record_or_cause(i)
+            if rec is not None:
+                recs.append(rec)
+            elif cause:
+                unreadable[str(self.json_path(i))] = cause
         info = self.info
         manifest = {
             "format_version": FORMAT_VERSION,
@@ -260,9 +316,12 @@ class Cache:
             "prepare_config": info.get("prepare_config", {}),
             "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "records": recs,
+            "unreadable": unreadable,     # listed, never silently dropped
         }
         atomic_write_json(self.root / MANIFEST, manifest, indent=1)
         summary = summarise(recs, info.get("problems", []))
+        summary["counts"]["unreadable"] = len(unreadable)
+        summary["unreadable"] = [f"{k}: {v}" for k, v in unreadable.items()]
         if extra_summary:
             summary.update(extra_summary)
         atomic_write_json(self.root / SUMMARY, summary)

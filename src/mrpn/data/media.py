@@ -23,6 +23,10 @@ class MediaError(Exception):
     """A file that cannot be decoded; the message names the file and the reason."""
 
 
+class NoVideoStream(MediaError):
+    """A readable container without a video stream (an audio-only .mp4, say)."""
+
+
 _CSV_ROW = re.compile(r"^(?P<csv>.+\.csv)#(?P<row>\d+)$", re.IGNORECASE)
 
 
@@ -106,18 +110,22 @@ class YUVFrame:
     Cropping and resizing the planes of just the face region is much cheaper than converting
     every full frame to RGB; `to_rgb()` does the full conversion when it is needed."""
 
-    __slots__ = ("y", "u", "v", "width", "height", "_frame")
+    __slots__ = ("y", "u", "v", "width", "height", "_frame", "_turns")
 
-    def __init__(self, frame):
+    def __init__(self, frame, turns: int = 0):
         if frame.format.name != "yuv420p":
             frame = frame.reformat(format="yuv420p")
         self._frame = frame
+        self._turns = turns % 4
         w, h = frame.width, frame.height
         cw, ch = (w + 1) // 2, (h + 1) // 2
         p = frame.planes
         self.y = np.frombuffer(p[0], np.uint8).reshape(h, p[0].line_size)[:, :w]
         self.u = np.frombuffer(p[1], np.uint8).reshape(ch, p[1].line_size)[:, :cw]
         self.v = np.frombuffer(p[2], np.uint8).reshape(ch, p[2].line_size)[:, :cw]
+        if self._turns:       # upright planes (contiguous: OpenCV wants positive strides)
+            self.y, self.u, self.v = (np.ascontiguousarray(np.rot90(a, self._turns)) for a in (self.y, self.u, self.v))
+            w, h = self.y.shape[1], self.y.shape[0]
         self.width, self.height = w, h
 
     @property
@@ -129,7 +137,22 @@ class YUVFrame:
         return 3
 
     def to_rgb(self) -> np.ndarray:
-        return self._frame.to_ndarray(format="rgb24")
+        return upright(self._frame.to_ndarray(format="rgb24"), self._turns)
+
+
+def quarter_turns(frame) -> int:
+    """Counter-clockwise quarter turns that make a decoded frame upright: the container's display
+    matrix (phones store portrait video as landscape pixels plus a rotation), read by PyAV as
+    `VideoFrame.rotation` (degrees counter-clockwise, in [-180, 180])."""
+    try:
+        deg = float(getattr(frame, "rotation", 0) or 0)
+    except (TypeError, ValueError):
+        return 0
+    return int(round(deg / 90.0)) % 4
+
+
+def upright(img: np.ndarray, turns: int) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(img, turns)) if turns % 4 else img
 
 
 class VideoReader:
@@ -139,6 +162,9 @@ class VideoReader:
     >>> with VideoReader(path) as r:
     ...     for frame in r: ...
     ...     r.fps, r.n_decoded, r.error
+
+    Frames are turned upright by the container's rotation (display matrix); `rotation` says by how
+    much once a frame was decoded, and width/height are then those of the upright frames.
 
     A stream that breaks off part-way (a truncated or damaged file) ends the iteration instead of
     raising once at least one frame was decoded; `error` then holds the reason (also when fewer
@@ -152,7 +178,7 @@ class VideoReader:
         self._container = _open(path)
         if not self._container.streams.video:
             self._container.close()
-            raise MediaError(f"{self.path}: no video stream")
+            raise NoVideoStream(f"{self.path}: no video stream")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
         self._stream.thread_count = int(threads)
@@ -162,6 +188,7 @@ class VideoReader:
         self.n_frames_hint = int(self._stream.frames or 0)
         self.n_decoded = 0
         self.error: str | None = None
+        self.rotation: int | None = None   # degrees counter-clockwise applied to make frames upright
 
     def __iter__(self) -> Iterator:
         import av
@@ -169,7 +196,12 @@ class VideoReader:
         yuv = self.format == "yuv"
         try:
             for frame in self._container.decode(self._stream):
-                out = YUVFrame(frame) if yuv else frame.to_ndarray(format=self.format)
+                turns = quarter_turns(frame)
+                if turns and self.rotation is None:
+                    self.rotation = turns * 90
+                    if turns % 2:
+                        self.width, self.height = self.height, self.width
+                out = YUVFrame(frame, turns) if yuv else upright(frame.to_ndarray(format=self.format), turns)
                 self.n_decoded += 1
                 yield out
         except av.error.FFmpegError as e:
@@ -295,6 +327,6 @@ def _audio_frame_to_float(frame) -> np.ndarray:
 
 
 __all__ = [
-    "MediaError", "MediaInfo", "VideoReader", "YUVFrame", "probe", "read_image", "decode_audio", "is_image",
+    "MediaError", "NoVideoStream", "MediaInfo", "VideoReader", "YUVFrame", "probe", "read_image", "decode_audio", "is_image",
     "VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", "AUDIO_EXTENSIONS",
 ]

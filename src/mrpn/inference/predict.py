@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from mrpn import registry
-
+from mrpn.argtypes import positive_float
+from mrpn.inference.outputs import GENERATOR, OutputError, check_outputs, plan_outputs
 from mrpn.io import atomic_write_json
 
 
@@ -44,7 +45,9 @@ def plot_timeline(pred: dict, path: str | Path) -> None:
     ax2.set_xlabel("time (s), window centres; bottom strip = top label per window")
     ax2.set_xlim(0, max(pred["duration_s"], 1e-3))
     fig.tight_layout()
-    atomic_write_with(path, lambda p: fig.savefig(p, dpi=110, format="png"), suffix=".png")
+    # the tEXt marker lets a re-run recognise (and replace) its own earlier plot, and only that
+    atomic_write_with(path, lambda p: fig.savefig(p, dpi=110, format="png", metadata={"Software": GENERATOR}),
+                      suffix=".png")
     plt.close(fig)
 
 
@@ -81,26 +84,59 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", help="write timeline PNG(s) here (a file for one video, else a folder)")
     p.add_argument("--backend", choices=["torch", "onnx"], default="torch")
     p.add_argument("--detector", default="opencv", help="face detector: opencv, dlib-hog, dlib-cnn, none")
-    p.add_argument("--window", type=float, default=1.0, help="window length in seconds (paper: 1 s)")
-    p.add_argument("--hop", type=float, default=0.2, help="window hop in seconds (paper: 0.2 s)")
+    p.add_argument("--window", type=positive_float, default=1.0, help="window length in seconds (paper: 1 s)")
+    p.add_argument("--hop", type=positive_float, default=0.2, help="window hop in seconds (paper: 0.2 s)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing --json/--plot files even when they are not earlier mrpn results")
 
 
-def _target(base: str | None, video: str, n: int, suffix: str) -> Path | None:
-    if not base:
-        return None
-    if n == 1 and not base.endswith("/"):
-        return Path(base)
-    return Path(base) / (Path(video).stem + suffix)
+def _plan(args: argparse.Namespace) -> tuple[list, list]:
+    """Per-video JSON and PNG targets, checked before any work (raises OutputError)."""
+    jsons = plan_outputs(args.json, args.videos, ".json", "--json")
+    plots = plan_outputs(args.plot, args.videos, ".png", "--plot")
+    targets = [(t, "json") for t in jsons if t] + [(t, "png") for t in plots if t]
+    check_outputs(targets, list(args.videos) + [args.audio or "", args.model or ""], args.overwrite)
+    return jsons, plots
+
+
+def _write(path: Path | None, writer, what) -> bool:
+    if path is None:
+        return True
+    try:
+        writer(path, what)
+    except OSError as e:       # a full disk or a read-only folder: say so, keep the other results
+        print(f"{path}: cannot write: {e.strerror or e}", file=sys.stderr)
+        return False
+    print(f"  -> {path}")
+    return True
+
+
+def _hint(video: str, e: Exception, detector: str) -> str:
+    """A face image with no face found is most often an already-cropped face (FER2013, 48x48)."""
+    from mrpn.data.media import is_image
+
+    if detector != "none" and is_image(video) and "face" in str(e):
+        return "; if the image is already a cropped face (e.g. 48x48 FER2013), pass --detector none"
+    return ""
 
 
 def main(args: argparse.Namespace) -> int:
-    from mrpn.inference.predictor import Predictor
     from mrpn.config import ConfigError
+    from mrpn.inference.predictor import Predictor
     from mrpn.checkpoint import CheckpointError
 
     if args.audio and len(args.videos) > 1:
         print("mrpn predict: error: --audio goes with a single video", file=sys.stderr)
+        return 2
+    if args.audio and not Path(args.audio).is_file():
+        why = "is a folder" if Path(args.audio).is_dir() else "file not found"
+        print(f"mrpn predict: error: --audio {args.audio}: {why}", file=sys.stderr)
+        return 2
+    try:
+        jsons, plots = _plan(args)
+    except OutputError as e:
+        print(f"mrpn predict: error: {e}", file=sys.stderr)
         return 2
     try:
         pred = Predictor(args.model, device=args.device, backend=args.backend, detector=args.detector,
@@ -110,22 +146,19 @@ def main(args: argparse.Namespace) -> int:
         return 2
     ok = 0
     results = []
-    for v in args.videos:
+    for v, j, pth in zip(args.videos, jsons, plots):
         try:
             r = pred.predict_file(v, args.audio).to_dict()
-        except Exception as e:  # one unreadable file must not stop the others
+        except Exception as e:  # noqa: BLE001 - one unreadable file must not stop the others
             from mrpn.data.media import MediaError
 
             kind = "" if isinstance(e, (MediaError, ValueError, FileNotFoundError)) else f"{type(e).__name__}: "
-            print(f"{v}: cannot predict: {kind}{e}", file=sys.stderr)
+            print(f"{v}: cannot predict: {kind}{e}{_hint(v, e, args.detector)}", file=sys.stderr)
             continue
         ok += 1
         results.append(r)
         print(format_prediction(r))
-        if (j := _target(args.json, v, len(args.videos), ".json")):
-            atomic_write_json(j, r)
-            print(f"  -> {j}")
-        if (pth := _target(args.plot, v, len(args.videos), ".png")):
-            plot_timeline(r, pth)
-            print(f"  -> {pth}")
+        written = _write(j, lambda p, r: atomic_write_json(p, {"generator": GENERATOR, **r}), r)
+        written = _write(pth, lambda p, r: plot_timeline(r, p), r) and written
+        ok -= not written
     return 0 if ok else 1

@@ -95,7 +95,7 @@ class Predictor:
 
         from mrpn.data.clip import Clip
         from mrpn.data.faces import make_detector
-        from mrpn.data.media import is_image
+        from mrpn.data.media import NoVideoStream, is_image
         from mrpn.data.prepare import PrepareConfig, prepare_clip
 
         t0 = time.perf_counter()
@@ -110,7 +110,12 @@ class Predictor:
             config.detector, detector = "none", make_detector("none")
             crop_note = "small image: taken as a face crop (no face detection)"
         clip = Clip(id="predict", dataset="", label=0, label_name="", actor="", video=video, audio=audio)
-        record, arr = prepare_clip(clip, config, detector=detector)
+        try:
+            record, arr = prepare_clip(clip, config, detector=detector)
+        except NoVideoStream:       # an audio-only file (.mp4, .wav): the audio head predicts, and says so
+            clip = Clip(id="predict", dataset="", label=0, label_name="", actor="", video=None, audio=audio or video)
+            record, arr = prepare_clip(clip, config, detector=detector)
+            crop_note = "no video stream: audio only"
         flags = record["flags"]
         # the notes below say the same in the words of a prediction (the cache stores silence as zeros)
         notes = [n for n in record["notes"] if not any(s in n for s in ("no face found", "silent audio",

@@ -13,24 +13,29 @@ from pathlib import Path
 
 import numpy as np
 
+from mrpn.argtypes import fold_spec
 from mrpn.config import ConfigError
 from mrpn.io import atomic_write_json
 from mrpn.training.checkpoint import CheckpointError
-from mrpn.training.run import add_config_arguments, config_from_args, run_fold, save_run_config
+from mrpn.training.run import add_config_arguments, config_from_args, new_run_guard, run_fold, save_run_config
 
 
 def parse_folds(spec: str | None, n: int) -> list[int]:
     """'1,3,5-7' -> [1, 3, 5, 6, 7]; None or 'all' -> every fold."""
     if not spec or spec == "all":
         return list(range(1, n + 1))
+    import argparse
+
+    from mrpn.argtypes import fold_spec
+
+    try:
+        fold_spec(spec)
+    except argparse.ArgumentTypeError as e:
+        raise ConfigError(f"--folds {e}") from None
     out: list[int] = []
     for part in spec.split(","):
-        part = part.strip()
-        if "-" in part:
-            a, b = part.split("-", 1)
-            out.extend(range(int(a), int(b) + 1))
-        elif part:
-            out.append(int(part))
+        a, _, b = part.strip().partition("-")
+        out.extend(range(int(a), int(b or a) + 1))
     bad = [k for k in out if not 1 <= k <= n]
     if bad:
         raise ConfigError(f"folds {bad} out of range 1..{n}")
@@ -108,13 +113,14 @@ def run_cv(cfg, folds_spec: str | None = None, progress: bool = True, log=print)
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
-    p.add_argument("--folds", default="all", help="which folds, e.g. 1,2,3 or 1-4 (default all)")
+    p.add_argument("--folds", default="all", type=fold_spec, help="which folds, e.g. 1,2,3 or 1-4 (default all)")
 
 
 def main(args: argparse.Namespace) -> int:
     try:
         cfg = config_from_args(args)
-        run_cv(cfg, args.folds, progress=not args.quiet)
+        with new_run_guard(Path(cfg.out) / cfg.name):
+            run_cv(cfg, args.folds, progress=not args.quiet)
     except (ConfigError, CheckpointError) as e:
         print(f"mrpn cv: error: {e}", file=sys.stderr)
         return 2

@@ -10,12 +10,14 @@ is the command line and the run folder's config (names of both stay importable f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from mrpn import registry
+from mrpn.argtypes import nonneg_int, positive_float, positive_int
 from mrpn.config import Config, ConfigError, load_config
 from mrpn.io import atomic_write_json
 from mrpn.training.checkpoint import CheckpointError
@@ -40,11 +42,11 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", help="folder written by `mrpn prepare`")
     p.add_argument("--fer", help="FER2013 root (paired benchmark)")
     p.add_argument("--protocol", help="fold protocol name (see `mrpn folds`) or a fold JSON file")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--lr", type=positive_float)
     p.add_argument("--seed", type=int)
-    p.add_argument("--workers", type=int, help="data loading worker processes")
+    p.add_argument("--workers", type=nonneg_int, help="data loading worker processes")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--no-time-aug", action="store_true", help="no random time slicing (Table 1 'NT')")
     p.add_argument("--name", help="run name (default: derived from the settings)")
@@ -84,7 +86,7 @@ def default_run_name(cfg: Config) -> str:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
-    p.add_argument("--fold", type=int, default=1, help="1-based fold index of the protocol (default 1)")
+    p.add_argument("--fold", type=positive_int, default=1, help="1-based fold index of the protocol (default 1)")
     p.add_argument("--test-only", action="store_true", help="evaluate the fold's best checkpoint, no training")
 
 
@@ -92,9 +94,10 @@ def main(args: argparse.Namespace) -> int:
     try:
         cfg = config_from_args(args)
         run_dir = Path(cfg.out) / cfg.name
-        save_run_config(cfg, run_dir)
-        m = run_fold(cfg, args.fold, run_dir / f"fold_{args.fold:02d}", progress=not args.quiet,
-                     test_only=args.test_only)
+        with new_run_guard(run_dir):
+            save_run_config(cfg, run_dir)
+            m = run_fold(cfg, args.fold, run_dir / f"fold_{args.fold:02d}", progress=not args.quiet,
+                         test_only=args.test_only)
     except (ConfigError, CheckpointError) as e:
         print(f"mrpn train: error: {e}", file=sys.stderr)
         return 2
@@ -105,6 +108,34 @@ def main(args: argparse.Namespace) -> int:
     print(f"{m['run_label']}  fold {m['fold']}: accuracy {m['accuracy']:.4f}  UAR {m['uar']:.4f}  "
           f"macro-F1 {m['macro_f1']:.4f}  ({m['n_val']} clips)  -> {run_dir}")
     return 0
+
+
+@contextlib.contextmanager
+def new_run_guard(run_dir: Path):
+    """A start that fails (ConfigError, CheckpointError) before any fold wrote a result leaves no
+    run folder behind, so the same --name can be used again; an existing folder is never touched."""
+    existed = run_dir.exists()
+    created = [d for d in [run_dir, *run_dir.parents] if not d.exists()]     # e.g. runs/ and runs/NAME
+    try:
+        yield
+    except (ConfigError, CheckpointError):
+        if not existed and run_dir.is_dir():
+            _remove_empty_run(run_dir)
+            for d in created[1:]:
+                if d.is_dir() and not any(d.iterdir()):
+                    d.rmdir()
+        raise
+
+
+def _remove_empty_run(run_dir: Path) -> None:
+    """Remove config.json and empty fold folders, then the run folder if that left it empty."""
+    for d in sorted(run_dir.glob("fold_*")):
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+    if sorted(p.name for p in run_dir.iterdir()) == ["config.json"]:
+        (run_dir / "config.json").unlink()
+    if not any(run_dir.iterdir()):
+        run_dir.rmdir()
 
 
 def save_run_config(cfg: Config, run_dir: Path, **extra: Any) -> None:

@@ -56,10 +56,25 @@ def make_source(cfg: Config, val_actors: set[str]):
             raise ConfigError(f"paired benchmark: {e}") from None
     from mrpn.data.cache import CacheError
 
+    _check_cache_dataset(cfg)
     try:
         return CacheSource(cfg.data.cache, include_flagged=cfg.data.include_flagged)
     except (CacheError, ValueError, FileNotFoundError) as e:
         raise ConfigError(f"cache {cfg.data.cache}: {e}") from None
+
+
+def _check_cache_dataset(cfg: Config) -> None:
+    """RAVDESS and CREMA-D fix the folds and class list: training one on the other's cache is an error."""
+    from mrpn.data.cache import Cache, CacheError
+
+    try:
+        cached = Cache(cfg.data.cache).info.get("dataset")
+    except (CacheError, OSError, ValueError, AttributeError):
+        return                      # CacheSource reports an unreadable cache
+    if cfg.data.dataset in ("ravdess", "cremad") and cached and cached != cfg.data.dataset:
+        raise ConfigError(f"--dataset {cfg.data.dataset}, but the cache {cfg.data.cache} holds {cached!r} clips: "
+                          f"pass --dataset {cached if cached in ('ravdess', 'cremad') else 'custom'}, "
+                          "or another --cache")
 
 
 def resolve_protocol(cfg: Config, actors: list[str], genders: dict[str, str | None]):
@@ -135,7 +150,7 @@ def build(cfg: Config, n_classes: int) -> torch.nn.Module:
 
 
 def load_pretrained_extractors(model: torch.nn.Module, cfg: Config) -> list[str]:
-    from safetensors.torch import load_file
+    from mrpn.checkpoint import load_safetensors_checked
 
     done = []
     for m in registry.modalities_of(cfg.model.kind):
@@ -144,8 +159,10 @@ def load_pretrained_extractors(model: torch.nn.Module, cfg: Config) -> list[str]
             continue
         if not Path(path).is_file():
             raise ConfigError(f"pretrained weights not found: {path}")
-        sd = load_file(path)
         ext = model.branches[m].extractor
+        # untrusted file: header, names and shapes are checked against this extractor before any read
+        sd, _ = load_safetensors_checked(path, {k: tuple(v.shape) for k, v in ext.state_dict().items()},
+                                         f"the {m} extractor of this model (width/channels/stem differ?)")
         try:
             ext.load_state_dict(sd)
         except RuntimeError as e:

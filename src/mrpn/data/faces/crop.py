@@ -35,15 +35,20 @@ def _resize_down(img: np.ndarray, size: int) -> np.ndarray:
 
 
 def _take(plane: np.ndarray, x0: int, y0: int, s: int, fill: int) -> np.ndarray:
-    """plane[y0:y0+s, x0:x0+s], padded with `fill` where the square leaves the plane."""
+    """plane[y0:y0+s, x0:x0+s]; where the square leaves the plane, the edge pixels are repeated.
+
+    Not black bars: a face near the side of a portrait video (or a large face in a narrow frame)
+    then looks like the same face in a wide frame, where the square has real pixels around it; bars
+    are a pattern the model never saw in training and changed its answer. `fill` is used only when
+    the square misses the plane entirely."""
     H, W = plane.shape[:2]
     if x0 >= 0 and y0 >= 0 and x0 + s <= W and y0 + s <= H:
         return plane[y0:y0 + s, x0:x0 + s]
-    out = np.full((s, s) + plane.shape[2:], fill, np.uint8)
     ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x0 + s, W), min(y0 + s, H)
-    if ix1 > ix0 and iy1 > iy0:
-        out[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = plane[iy0:iy1, ix0:ix1]
-    return out
+    if ix1 <= ix0 or iy1 <= iy0:
+        return np.full((s, s) + plane.shape[2:], fill, np.uint8)
+    pad = ((iy0 - y0, y0 + s - iy1), (ix0 - x0, x0 + s - ix1)) + ((0, 0),) * (plane.ndim - 2)
+    return np.pad(plane[iy0:iy1, ix0:ix1], pad, mode="edge")
 
 
 def _crop_yuv(frame, box: Sequence[float], size: int, margin: float, gray: bool) -> np.ndarray:
@@ -69,7 +74,7 @@ def _crop_yuv(frame, box: Sequence[float], size: int, margin: float, gray: bool)
 
 def crop_square(frame, box: Sequence[float], size: int, margin: float, gray: bool = False) -> np.ndarray:
     """uint8 [size, size, C] (C = 1 grey, 3 RGB) of the margin square around `box`; parts of the
-    square outside the frame are black. `frame` is uint8 RGB [H, W, 3], grey [H, W] or a
+    square outside the frame repeat the frame's edge pixels (`_take`). `frame` is uint8 RGB [H, W, 3], grey [H, W] or a
     `mrpn.data.media.YUVFrame`."""
     import cv2
 

@@ -19,29 +19,31 @@ from typing import Any, Mapping
 
 import numpy as np
 
-# prosody per emotion, relative to the speaker's neutral voice:
+# prosody per emotion, relative to the speaker's neutral voice (v2: tilt, rate and breath further apart
+# so that the emotion reads in the CPU preset's 64 x 64 spectrograms):
 #   f0: pitch ratio, range: accent size (semitones), slope: pitch change over the utterance (semitones),
 #   energy: level (dB), rate: speech-rate ratio, jitter/shimmer: multipliers, breath: added
-#   breathiness, tilt: added spectral tilt (dB; positive = brighter), tremor: pitch tremor (semitones)
+#   breathiness, tilt: added spectral tilt (dB; positive = brighter), tremor: pitch tremor (semitones),
+#   formant: vocal-tract ratio (a smile spreads the lips and raises the formants)
 EMOTION_PROSODY: dict[str, dict[str, float]] = {
-    "neutral":   dict(f0=1.00, range=2.0, slope=-2.0, energy=0.0, rate=1.00, jitter=1.0, shimmer=1.0, breath=0.00,
-                      tilt=0.0, tremor=0.0),
+    "neutral":   dict(f0=1.00, range=1.5, slope=-2.0, energy=0.0, rate=1.00, jitter=1.0, shimmer=1.0, breath=0.05,
+                      tilt=0.0, tremor=0.0, formant=1.0),
     "calm":      dict(f0=0.96, range=1.4, slope=-2.5, energy=-3.0, rate=0.88, jitter=1.0, shimmer=1.0, breath=0.12,
-                      tilt=-2.0, tremor=0.0),
-    "happy":     dict(f0=1.22, range=5.0, slope=0.5, energy=3.0, rate=1.08, jitter=1.1, shimmer=1.1, breath=0.00,
-                      tilt=3.5, tremor=0.0),
-    "sad":       dict(f0=0.86, range=1.0, slope=-3.0, energy=-6.0, rate=0.70, jitter=1.6, shimmer=1.5, breath=0.22,
-                      tilt=-6.0, tremor=0.15),
-    "angry":     dict(f0=1.18, range=4.0, slope=-1.5, energy=7.0, rate=1.15, jitter=1.5, shimmer=1.6, breath=-0.05,
-                      tilt=8.0, tremor=0.0),
-    "fearful":   dict(f0=1.35, range=3.5, slope=1.0, energy=1.0, rate=1.3, jitter=2.5, shimmer=1.6, breath=0.15,
-                      tilt=1.0, tremor=0.7),
+                      tilt=-2.0, tremor=0.0, formant=1.0),
+    "happy":     dict(f0=1.22, range=9.0, slope=1.0, energy=3.0, rate=1.15, jitter=1.1, shimmer=1.0, breath=0.00,
+                      tilt=6.0, tremor=0.0, formant=1.12),
+    "sad":       dict(f0=0.84, range=0.8, slope=-3.0, energy=-6.0, rate=0.6, jitter=1.6, shimmer=1.5, breath=0.35,
+                      tilt=-10.0, tremor=0.15, formant=0.96),
+    "angry":     dict(f0=1.15, range=3.0, slope=-2.0, energy=7.0, rate=1.35, jitter=1.5, shimmer=1.8, breath=-0.05,
+                      tilt=13.0, tremor=0.0, formant=1.0),
+    "fearful":   dict(f0=1.38, range=3.5, slope=1.0, energy=1.0, rate=1.6, jitter=2.5, shimmer=1.6, breath=0.35,
+                      tilt=0.0, tremor=1.5, formant=1.03),
     "disgust":   dict(f0=0.93, range=3.0, slope=-3.5, energy=0.0, rate=0.82, jitter=1.3, shimmer=1.2, breath=0.08,
-                      tilt=-1.0, tremor=0.0),
-    "surprised": dict(f0=1.28, range=7.0, slope=5.0, energy=4.0, rate=1.0, jitter=1.1, shimmer=1.1, breath=0.05,
-                      tilt=2.0, tremor=0.0),
+                      tilt=-1.0, tremor=0.0, formant=0.98),
+    "surprised": dict(f0=1.28, range=12.0, slope=10.0, energy=2.0, rate=0.75, jitter=1.1, shimmer=1.1, breath=0.2,
+                      tilt=0.0, tremor=0.0, formant=1.03),
 }
-_MULTIPLICATIVE = ("f0", "rate", "jitter", "shimmer")
+_MULTIPLICATIVE = ("f0", "rate", "jitter", "shimmer", "formant")
 
 # male formant targets (Hz) F1..F3 per vowel (Peterson & Barney style); F4, F5 fixed; openness
 # of the mouth for the face
@@ -87,9 +89,9 @@ def random_voice_params(rng: np.random.Generator, gender: str = "male") -> Voice
         breath=float(rng.uniform(0.03, 0.12) + (0.0 if male else 0.04)),
         jitter=float(rng.uniform(0.003, 0.009)),
         shimmer=float(rng.uniform(0.02, 0.06)),
-        rate=float(rng.uniform(3.8, 5.2)),
+        rate=float(rng.uniform(4.2, 4.8)),
         loudness=float(rng.uniform(-3.0, 3.0)),
-        expressiveness=float(rng.uniform(0.8, 1.2)),
+        expressiveness=float(rng.uniform(0.9, 1.2)),
         bw_scale=float(rng.uniform(0.85, 1.25)),
         vowel_bias=int(rng.integers(0, 2**31 - 1)),
     )
@@ -111,7 +113,8 @@ def emotion_prosody(emotion: str, intensity: float = 1.0, expressiveness: float 
             out[key] = neu[key] + k * (v - neu[key])
     if rng is not None and variability > 0:
         sd = {"f0": 0.05, "range": 1.0, "slope": 1.2, "energy": 2.0, "rate": 0.08, "jitter": 0.2, "shimmer": 0.2,
-              "breath": 0.04, "tilt": 1.5, "tremor": 0.1}
+              "breath": 0.04, "tilt": 1.5, "tremor": 0.1,
+              "formant": 0.01}
         for key in out:
             d = rng.normal(0.0, variability * sd[key])
             out[key] = out[key] * math.exp(d) if key in _MULTIPLICATIVE else out[key] + d
@@ -264,7 +267,8 @@ def synth_voice(params: Any, emotion: str, duration: float, sr: int = 16000,
     if utt.emotion == "surprised" or pr["slope"] > 2.5:  # final rise
         st += 0.5 * pr["range"] * np.clip((tc - (sp1 - 0.3)) / 0.3, 0.0, 1.0) ** 2
     ph_tr = rng.uniform(0, 2 * np.pi)
-    st += pr["tremor"] * np.sin(2 * np.pi * rng.uniform(5.0, 7.0) * tc + ph_tr)
+    tremor_wave = np.sin(2 * np.pi * rng.uniform(5.0, 7.0) * tc + ph_tr)
+    st += pr["tremor"] * tremor_wave
     st += 0.25 * _smooth_noise(rng, m, 50)     # slow wander
     f0c = utt.f0_base * 2.0 ** (st / 12.0)
     jit = vp.jitter * pr["jitter"]
@@ -276,7 +280,7 @@ def synth_voice(params: Any, emotion: str, duration: float, sr: int = 16000,
     burst_env = np.zeros(m)
     fmts = np.zeros((5, m))
     centres, targets = [], []
-    fs = vp.formant_scale
+    fs = vp.formant_scale * pr.get("formant", 1.0)
     for s in utt.syllables:
         v0 = s.start + s.consonant_dur
         a = 10 ** (((3.0 if s.stressed else 0.0) + rng.normal(0, 1.0)) / 20)
@@ -306,11 +310,15 @@ def synth_voice(params: Any, emotion: str, duration: float, sr: int = 16000,
             mk = (tc >= s.start) & (tc < s.start + s.consonant_dur)
             fmts[0, mk] = 260.0 * fs
             fmts[1, mk] = np.minimum(fmts[1, mk], 1300.0 * fs)
+    # a trembling voice shakes in loudness too (v2: visible as a flutter in the spectrogram)
+    amp = amp * (1.0 + 0.25 * min(1.0, pr["tremor"]) * tremor_wave)
     shim = vp.shimmer * pr["shimmer"]
     amp = amp * np.exp(shim * _smooth_noise(rng, m, 5))
 
     # --- harmonic source through the formant filter ---
-    tilt = min(-1.5, vp.tilt + pr["tilt"] + 0.3 * pr["energy"])   # louder voices are brighter
+    # louder voices are brighter; capped at a flat source (v1 capped at -1.5 dB/octave, which made
+    # angry, happy and surprised voices equally bright)
+    tilt = min(0.0, vp.tilt + 0.6 * pr["tilt"] + 0.3 * pr["energy"])
     alpha = -tilt / 6.02
     bw = _BW * vp.bw_scale * (1.0 + 1.5 * max(0.0, vp.breath + pr["breath"]))
     f0_full = np.interp(np.arange(n) / hop, np.arange(m), f0c)
