@@ -30,7 +30,7 @@ LAYERS = [
     ("config",),
     ("data",),
     ("models",),
-    ("training", "evaluation"),
+    ("training", "evaluation", "baselines"),
     ("inference",),
     ("cli", "demo", "synth", "fuzzy", "api", "serve"),
 ]
