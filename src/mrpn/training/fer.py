@@ -174,6 +174,8 @@ def evaluate(model: nn.Module, sets: dict[str, tuple[torch.Tensor, torch.Tensor]
 # training
 
 class Classifier(nn.Module):
+    """Extractor + linear head; only the extractor is kept after pretraining (FER2013 faces, speakers)."""
+
     def __init__(self, extractor: nn.Module, n_classes: int):
         super().__init__()
         self.extractor = extractor

@@ -27,19 +27,8 @@ from torch.utils.data import DataLoader, Dataset
 from mrpn.config import ConfigError
 from mrpn.io import atomic_write_json, atomic_write_with
 from mrpn.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from mrpn.training.fer import Classifier
 from mrpn.training.loop import autocast, pick_device
-
-
-class Classifier(nn.Module):
-    """Extractor + linear head; only the extractor is kept after pretraining."""
-
-    def __init__(self, extractor: nn.Module, n_classes: int):
-        super().__init__()
-        self.extractor = extractor
-        self.head = nn.Linear(extractor.out_dim, n_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.extractor(x))
 
 
 def _fit(model: Classifier, train_dl, test_dl, epochs: int, lr: float, device, precision: str, out: Path,
