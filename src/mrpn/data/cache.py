@@ -319,7 +319,7 @@ class Cache:
             "unreadable": unreadable,     # listed, never silently dropped
         }
         atomic_write_json(self.root / MANIFEST, manifest, indent=1)
-        summary = summarise(recs, info.get("problems", []))
+        summary = summarise(recs, (info.get("problems") or []))
         summary["counts"]["unreadable"] = len(unreadable)
         summary["unreadable"] = [f"{k}: {v}" for k, v in unreadable.items()]
         if extra_summary:

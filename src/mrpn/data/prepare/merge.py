@@ -58,7 +58,7 @@ def merge(out: str | os.PathLike, shard_dirs: Sequence[str | os.PathLike],
         with cache_writer(out, wait_s=lock_wait_s, exclusive=True):
             target = Cache(out, create=True)
             info = cache_info(target)
-            problems = {p["path"] + "\0" + p["reason"]: p for p in info.get("problems", [])}
+            problems = {p["path"] + "\0" + p["reason"]: p for p in (info.get("problems") or [])}
             for d in shard_dirs:
                 src, sinfo = _source(d)
                 if info:
@@ -68,7 +68,7 @@ def merge(out: str | os.PathLike, shard_dirs: Sequence[str | os.PathLike],
                         raise PrepareError(f"{d} holds another dataset or class list than {out}: cannot merge")
                 else:
                     info = sinfo
-                for p in sinfo.get("problems", []):
+                for p in (sinfo.get("problems") or []):
                     problems[p["path"] + "\0" + p["reason"]] = p
                 target.write_info(info.get("dataset") or "", info.get("classes") or [],
                                   info.get("prepare_config") or {}, list(problems.values()))
