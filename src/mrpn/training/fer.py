@@ -185,6 +185,22 @@ class Classifier(nn.Module):
         return self.head(self.extractor(x))
 
 
+def resume_pretraining(last: Path, meta: dict, model: nn.Module, opt, sched, log,
+                       map_location="cpu") -> tuple[int, list]:
+    """(epochs done, history) from a pretraining run's last.pt, after restoring model, optimiser and
+    schedule; (0, []) when there is none. A last.pt made with other settings is refused, not mixed in."""
+    if not last.is_file():
+        return 0, []
+    ck = load_checkpoint(last, map_location=map_location)
+    if ck["config"] != meta:
+        raise CheckpointError(f"{last} was made with other pretraining settings; use another --out")
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    sched.load_state_dict(ck["scheduler"])
+    log(f"resuming after epoch {ck['epoch']}")
+    return ck["epoch"], ck["history"]
+
+
 def _schedule(opt, r: FerRecipe, steps_per_epoch: int):
     total, warm = r.epochs * steps_per_epoch, max(1, int(r.warmup_epochs * steps_per_epoch))
 
@@ -248,17 +264,8 @@ def train_fer(data: FerArrays, r: FerRecipe, out: str | os.PathLike, log=print) 
     sched = _schedule(opt, r, spe)
     if r.init:  # a second cycle from an earlier run's weights (warm restart); last.pt below takes precedence
         _load_init(model, r.init)
-    start, history = 0, []
     last = out_p / "last.pt"
-    if last.is_file():
-        ck = load_checkpoint(last)
-        if ck["config"] != meta:
-            raise CheckpointError(f"{last} was made with other pretraining settings; use another --out")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        start, history = ck["epoch"], ck["history"]
-        log(f"resuming after epoch {start}")
+    start, history = resume_pretraining(last, meta, model, opt, sched, log)
     log(f"FER2013: {len(tr_x)} train, " + ", ".join(f"{len(v[0])} {k}" for k, v in sets.items())
         + f"; {sum(p.numel() for p in model.extractor.parameters()) / 1e6:.2f}M extractor parameters, "
         f"{torch.get_num_threads()} threads")

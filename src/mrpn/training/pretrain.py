@@ -26,8 +26,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from mrpn.config import ConfigError
 from mrpn.io import atomic_write_json, atomic_write_with
-from mrpn.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from mrpn.training.fer import Classifier
+from mrpn.training.checkpoint import CheckpointError, save_checkpoint
+from mrpn.training.fer import Classifier, resume_pretraining
 from mrpn.training.loop import autocast, pick_device
 
 
@@ -36,17 +36,8 @@ def _fit(model: Classifier, train_dl, test_dl, epochs: int, lr: float, device, p
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
     steps = max(1, epochs * len(train_dl))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
-    start, history = 0, []
     last = out / "last.pt"
-    if last.is_file():
-        ck = load_checkpoint(last, map_location=device)
-        if ck["config"] != meta:
-            raise CheckpointError(f"{last} was made with other pretraining settings; use another --out")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        start, history = ck["epoch"], ck["history"]
-        log(f"resuming after epoch {start}")
+    start, history = resume_pretraining(last, meta, model, opt, sched, log, map_location=device)
     g = torch.Generator().manual_seed(meta["seed"])
     shuffle_g = getattr(train_dl, "generator", None)
     from mrpn.progress import progress
