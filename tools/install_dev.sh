@@ -6,4 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q -r requirements/dev.txt
+# The GE2E speaker encoder's weights (17 MB, inside resemblyzer's wheel) for the tests of the `ge2e` audio
+# extractor and the speaker-probe baseline. --no-deps: mrpn reads only the weights file
+# (torch.load weights_only=True) and never imports resemblyzer, whose own imports need librosa and webrtcvad.
+python3 -m pip install -q --no-deps 'resemblyzer>=0.1.4,<0.2'
 bash tools/install_browser.sh

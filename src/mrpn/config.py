@@ -75,7 +75,8 @@ class TrainConfig:
     grad_clip: float = 5.0
     device: str = "auto"              # "auto", "cpu", "cuda", "cuda:1"
     pretrained_v: str = ""            # extractor weights (safetensors) from `mrpn pretrain visual`
-    pretrained_a: str = ""            # extractor weights from `mrpn pretrain audio`
+    pretrained_a: str = ""            # extractor weights from `mrpn pretrain audio`; "resemblyzer": GE2E's
+    freeze_extractors: str = ""       # modalities whose F_m stays fixed ("a", "v", "v,a"): a probe
     unimodal_runs: dict = field(default_factory=dict)  # late fusion: {"v": RUN_DIR, "a": RUN_DIR}
     save_features: bool = True        # write validation features.npz for t-SNE
 
@@ -294,7 +295,7 @@ LEGACY_DEFAULTS: dict[str, Any] = {
     "model.audio_extractor": "resnet18", "model.video_extractor": "resnet18", "model.extractor_dropout": 0.0,
     "data.face_margin": 0.25,
     "train.schedule": "plateau", "train.warmup_epochs": 0.0, "train.label_smoothing": 0.0,
-    "train.mixup": 0.0, "train.inner_val": False, "train.threads": 0,
+    "train.mixup": 0.0, "train.inner_val": False, "train.threads": 0, "train.freeze_extractors": "",
 }
 
 
@@ -332,8 +333,8 @@ def validate(cfg: Config) -> None:
         "data.spatial_aug": (cfg.data.spatial_aug, ("clip", "frame", "none")),
         "train.precision": (cfg.train.precision, ("auto", "bf16", "fp32")),
         "train.schedule": (cfg.train.schedule, ("plateau", "onecycle", "cosine")),
-        "data.audio_frontend": (cfg.data.audio_frontend, ("linear", "logmel")),
-        "model.audio_extractor": (cfg.model.audio_extractor, ("resnet18", "cnn")),
+        "data.audio_frontend": (cfg.data.audio_frontend, ("linear", "logmel", "ge2e")),
+        "model.audio_extractor": (cfg.model.audio_extractor, ("resnet18", "cnn", "ge2e")),
         "model.video_extractor": (cfg.model.video_extractor, ("resnet18", "cnn", "facecnn")),
         "train.select": (cfg.train.select, ("accuracy", "loss")),
     }
@@ -343,6 +344,12 @@ def validate(cfg: Config) -> None:
     if cfg.train.strategy == "late" and not registry.kind(cfg.model.kind).fusion:
         fusion = [k.name for k in registry.KINDS.values() if k.fusion]
         raise ConfigError(f"train.strategy=late needs a fusion model ({', '.join(fusion)})")
+    _validate_ge2e(cfg)
+    frozen = [m for m in cfg.train.freeze_extractors.replace(" ", "").split(",") if m]
+    unknown = [m for m in frozen if m not in registry.modalities_of(cfg.model.kind)]
+    if unknown:
+        raise ConfigError(f"train.freeze_extractors={cfg.train.freeze_extractors!r}: {cfg.model.kind} has the "
+                          f"modalities {', '.join(registry.modalities_of(cfg.model.kind))}")
     if cfg.data.segment_hop_s <= 0 or cfg.data.segment_s <= 0:
         raise ConfigError("data.segment_s and data.segment_hop_s must be > 0")
     if cfg.train.batch_size < 1 or cfg.train.epochs < 1:
@@ -353,6 +360,19 @@ def validate(cfg: Config) -> None:
         for x in (v if isinstance(v, tuple) else (v,)):
             if not (low <= x <= high) or x != x:     # x != x: NaN
                 raise ConfigError(f"{key}={v!r}: must be in {low:g}..{high:g}")
+
+
+def _validate_ge2e(cfg: Config) -> None:
+    """The GE2E extractor and its front end go together: 40 power mel bands, 100 frames per 1 s, 16 kHz."""
+    ext, front = cfg.model.audio_extractor == "ge2e", cfg.data.audio_frontend == "ge2e"
+    if ext != front:
+        raise ConfigError("model.audio_extractor=ge2e and data.audio_frontend=ge2e go together "
+                          f"(got {cfg.model.audio_extractor} on {cfg.data.audio_frontend})")
+    if front and (tuple(cfg.data.spec_size) != (40, 100) or cfg.data.segment_s != 1.0 or cfg.data.sample_rate != 16000):
+        raise ConfigError("data.audio_frontend=ge2e needs data.spec_size=40x100, data.segment_s=1 and "
+                          f"data.sample_rate=16000 (got {cfg.data.spec_size}, {cfg.data.segment_s}, {cfg.data.sample_rate})")
+    if cfg.train.pretrained_a == "resemblyzer" and not ext:
+        raise ConfigError("train.pretrained_a=resemblyzer is the GE2E encoder: set model.audio_extractor=ge2e")
 
 
 # Sizes and rates a run can be given: checked once at load time, so a wrong value is a one-line

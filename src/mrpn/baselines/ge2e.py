@@ -17,49 +17,17 @@ hparams.py/audio.py:
 """
 from __future__ import annotations
 
-import importlib.util
-from functools import lru_cache
-from pathlib import Path
-
 import numpy as np
 import torch
-from torch import nn
+
+from mrpn.features.spectrogram import _hz_to_slaney, _slaney_to_hz, ge2e_mels, slaney_mel_filterbank  # noqa: F401
+from mrpn.models.ge2e import GE2E, load_encoder, weights_path  # noqa: F401
 
 __all__ = ["SAMPLE_RATE", "N_MELS", "PARTIAL_FRAMES", "weights_path", "slaney_mel_filterbank", "ge2e_mels",
            "partial_slices", "trim_long_silences", "GE2E", "load_encoder", "embed_clip"]
 
-SAMPLE_RATE, N_MELS, N_FFT, HOP, PARTIAL_FRAMES = 16000, 40, 400, 160, 160
+SAMPLE_RATE, N_MELS, HOP, PARTIAL_FRAMES = 16000, 40, 160, 160
 VAD_WIN, VAD_AVG, VAD_DILATE = 480, 8, 7          # 30 ms windows; moving average 8; max silence 6 windows
-
-
-def weights_path() -> Path | None:
-    """resemblyzer's pretrained.pt, found without importing the package; None when it is not installed."""
-    spec = importlib.util.find_spec("resemblyzer")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    p = Path(list(spec.submodule_search_locations)[0]) / "pretrained.pt"
-    return p if p.is_file() else None
-
-
-def _hz_to_slaney(f):
-    f = np.asarray(f, dtype=np.float64)
-    lin = f / (200.0 / 3)
-    return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-9) / 1000.0) / (np.log(6.4) / 27.0), lin)
-
-
-def _slaney_to_hz(m):
-    m = np.asarray(m, dtype=np.float64)
-    return np.where(m >= 15.0, 1000.0 * np.exp(np.log(6.4) / 27.0 * (m - 15.0)), m * 200.0 / 3)
-
-
-@lru_cache(maxsize=4)
-def slaney_mel_filterbank(n_fft: int = N_FFT, n_mels: int = N_MELS, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
-    """[n_mels, n_fft//2+1] triangles on the Slaney (Auditory Toolbox) mel scale, unit area: librosa's default."""
-    freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
-    edges = _slaney_to_hz(np.linspace(_hz_to_slaney(0.0), _hz_to_slaney(sample_rate / 2), n_mels + 2))
-    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    fb = np.maximum(0, np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid))) * (2.0 / (hi - lo))
-    return torch.from_numpy(fb.astype(np.float32))
 
 
 def trim_long_silences(wave: np.ndarray) -> np.ndarray:
@@ -79,15 +47,6 @@ def trim_long_silences(wave: np.ndarray) -> np.ndarray:
     return kept if len(kept) >= VAD_WIN else wave[:n]
 
 
-def ge2e_mels(wave: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Wave [N] at 16 kHz -> power mel frames [1 + N // 160, 40] (float32), librosa-equivalent."""
-    w = torch.as_tensor(np.asarray(wave, dtype=np.float32))
-    spec = torch.stft(w, n_fft=N_FFT, hop_length=HOP, window=torch.hann_window(N_FFT), center=True,
-                      pad_mode="constant", return_complex=True)
-    power = spec.real.square() + spec.imag.square()
-    return (slaney_mel_filterbank() @ power).T.contiguous()
-
-
 def partial_slices(n_samples: int, rate: float = 1.3, min_coverage: float = 0.75) -> list[tuple[int, int]]:
     """Frame ranges [start, stop) of the 160-frame partial utterances (resemblyzer's compute_partial_slices)."""
     n_frames = int(np.ceil((n_samples + 1) / HOP))
@@ -98,34 +57,6 @@ def partial_slices(n_samples: int, rate: float = 1.3, min_coverage: float = 0.75
     if coverage < min_coverage and len(out) > 1:
         out = out[:-1]
     return out
-
-
-class GE2E(nn.Module):
-    """LSTM(40, 256, 3) -> last layer's final hidden state -> Linear(256, 256) -> ReLU -> L2 norm."""
-
-    def __init__(self, n_mels: int = N_MELS, hidden: int = 256, embed: int = 256, layers: int = 3):
-        super().__init__()
-        self.lstm = nn.LSTM(n_mels, hidden, layers, batch_first=True)
-        self.linear = nn.Linear(hidden, embed)
-        self.relu = nn.ReLU()
-
-    def forward(self, mels: torch.Tensor) -> torch.Tensor:
-        """mels [B, T, 40] -> unit embeddings [B, 256] (non-negative after the ReLU)."""
-        _, (hidden, _) = self.lstm(mels)
-        e = self.relu(self.linear(hidden[-1]))
-        return e / e.norm(dim=1, keepdim=True).clamp_min(1e-12)
-
-
-def load_encoder(path: str | Path | None = None) -> GE2E:
-    """The pretrained encoder in eval mode; FileNotFoundError when resemblyzer is not installed."""
-    path = Path(path) if path else weights_path()
-    if path is None or not path.is_file():
-        raise FileNotFoundError("resemblyzer's pretrained.pt not found: pip install 'mrpn[speaker]'")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)    # tensors only, never a full unpickle
-    state = {k: v for k, v in ckpt["model_state"].items() if not k.startswith("similarity_")}
-    model = GE2E()
-    model.load_state_dict(state, strict=True)
-    return model.eval()
 
 
 @torch.no_grad()

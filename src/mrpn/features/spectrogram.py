@@ -6,7 +6,10 @@ Two front ends share the segmentation (`audio_segments` picks one from the data 
 what the loader, the predictor and the stream predictor call):
 - "linear": the paper's log-magnitude linear spectrogram, average-pooled to `spec_size` if smaller;
 - "logmel": a log-mel spectrogram with `spec_size[0]` mel bands and `spec_size[1]` frames per
-  segment (the STFT hop is chosen to give that many frames). Average pooling a 256-bin linear
+  segment (the STFT hop is chosen to give that many frames);
+- "ge2e": the input of the GE2E speaker encoder (`models/ge2e.py`, resemblyzer's weights): 40
+  Slaney mel bands of power, 25 ms window, 10 ms hop, 100 frames per 1 s segment, on the wave at
+  -30 dBFS, as resemblyzer computes them with librosa (the extractor was trained on exactly that). Average pooling a 256-bin linear
   spectrogram to 64 rows keeps 4 kHz-wide bands at the top and 125 Hz bands at the bottom alike; mel
   bands are narrow where speech formants and pitch harmonics live, which is why speech emotion
   work uses them (docs/RESULTS.md has the measured difference).
@@ -101,7 +104,59 @@ def logmel_segments(wave: torch.Tensor, sample_rate: int = 16000, segment_s: flo
     return torch.log(mel + 1e-4).unsqueeze(1).contiguous()
 
 
-FRONTENDS = ("linear", "logmel")
+def _hz_to_slaney(f):
+    f = np.asarray(f, dtype=np.float64)
+    lin = f / (200.0 / 3)
+    return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-9) / 1000.0) / (np.log(6.4) / 27.0), lin)
+
+
+def _slaney_to_hz(m):
+    m = np.asarray(m, dtype=np.float64)
+    return np.where(m >= 15.0, 1000.0 * np.exp(np.log(6.4) / 27.0 * (m - 15.0)), m * 200.0 / 3)
+
+
+GE2E_N_FFT, GE2E_HOP, GE2E_MELS, GE2E_DBFS = 400, 160, 40, -30.0
+
+
+@lru_cache(maxsize=4)
+def slaney_mel_filterbank(n_fft: int = GE2E_N_FFT, n_mels: int = GE2E_MELS, sample_rate: int = 16000) -> torch.Tensor:
+    """[n_mels, n_fft//2+1] triangles on the Slaney (Auditory Toolbox) mel scale, unit area: librosa's default."""
+    freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    edges = _slaney_to_hz(np.linspace(_hz_to_slaney(0.0), _hz_to_slaney(sample_rate / 2), n_mels + 2))
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    fb = np.maximum(0, np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid))) * (2.0 / (hi - lo))
+    return torch.from_numpy(fb.astype(np.float32))
+
+
+def ge2e_mels(wave: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Wave [N] at 16 kHz -> power mel frames [1 + N // 160, 40] (float32), librosa-equivalent."""
+    w = torch.as_tensor(np.asarray(wave, dtype=np.float32))
+    spec = torch.stft(w, n_fft=GE2E_N_FFT, hop_length=GE2E_HOP, window=torch.hann_window(GE2E_N_FFT),
+                      center=True, pad_mode="constant", return_complex=True)
+    power = spec.real.square() + spec.imag.square()
+    return (slaney_mel_filterbank() @ power).T.contiguous()
+
+
+def ge2e_segments(wave: torch.Tensor, sample_rate: int = 16000, segment_s: float = 1.0,
+                  hop_s: float = 0.5, frames: int = 100) -> torch.Tensor:
+    """Standardised wave [N] -> GE2E input segments [S, 1, 40, frames] (power mel, not logged).
+
+    A standardised wave has unit RMS, so multiplying by 10^(-30/20) puts it at resemblyzer's
+    -30 dBFS; the volume normalisation is per clip in both. Long silences are not trimmed (the
+    model sees every segment of the clip, as for the other front ends)."""
+    if sample_rate != 16000:
+        raise ValueError(f"the ge2e front end needs 16 kHz audio (data.sample_rate={sample_rate})")
+    segs = segment_wave(wave.float() * 10 ** (GE2E_DBFS / 20), sample_rate, segment_s, hop_s)
+    spec = torch.stft(segs, n_fft=GE2E_N_FFT, hop_length=GE2E_HOP, window=torch.hann_window(GE2E_N_FFT),
+                      center=True, pad_mode="constant", return_complex=True)
+    power = spec.real.square() + spec.imag.square()              # [S, 201, T]
+    mel = torch.matmul(slaney_mel_filterbank(), power)[:, :, :frames]
+    if mel.shape[-1] < frames:
+        mel = F.pad(mel, (0, frames - mel.shape[-1]))
+    return mel.unsqueeze(1).contiguous()
+
+
+FRONTENDS = ("linear", "logmel", "ge2e")
 
 
 def audio_segments(wave: torch.Tensor, cfg) -> torch.Tensor:
@@ -114,6 +169,8 @@ def audio_segments(wave: torch.Tensor, cfg) -> torch.Tensor:
     if frontend == "logmel":
         return logmel_segments(wave, cfg.sample_rate, cfg.segment_s, cfg.segment_hop_s, cfg.n_fft,
                                tuple(cfg.spec_size))
+    if frontend == "ge2e":
+        return ge2e_segments(wave, cfg.sample_rate, cfg.segment_s, cfg.segment_hop_s, int(cfg.spec_size[1]))
     if frontend == "linear":
         return spectrogram_segments(wave, cfg.sample_rate, cfg.segment_s, cfg.segment_hop_s, cfg.n_fft,
                                     cfg.hop_length, tuple(cfg.spec_size))

@@ -15,17 +15,19 @@ from .aggregators import make_aggregator
 from .cnn import ConvNet
 from .facecnn import FaceCNN
 from .fusion import FusionNet, ModalityBranch, UniModalNet
+from .ge2e import GE2EExtractor
 from .resnet import ResNet18
 
 __all__ = ["ModelConfig", "build_model", "build_branch", "build_aggregator", "count_parameters", "KINDS"]
 
 KINDS = tuple(registry.KINDS)  # the built-in kinds, for tests and docs
-EXTRACTORS = ("resnet18", "cnn", "facecnn")
+EXTRACTORS = ("resnet18", "cnn", "facecnn", "ge2e")
 
 
 def build_extractor(cfg: ModelConfig, modality: str) -> nn.Module:
     """F_m of eq. (1): the modality's own factory, or the network named by the ModelConfig fields
-    `<prefix>_extractor` ("resnet18", the paper's, or the plain 4-block "cnn"), `_in_channels`,
+    `<prefix>_extractor` ("resnet18", the paper's, the plain 4-block "cnn", "facecnn" or the
+    "ge2e" speaker encoder), `_in_channels`,
     `_width`, `_stem`, where the modality's spec names the prefix ("video", "audio")."""
     ext = registry.modality(modality).extractor
     if callable(ext):
@@ -38,6 +40,8 @@ def build_extractor(cfg: ModelConfig, modality: str) -> nn.Module:
         return ConvNet(channels, width, blocks=4, dropout=cfg.extractor_dropout)
     if net == "facecnn":  # 48x48 faces with a dense layer on the 3x3 map (FER2013 pretraining, models/facecnn.py)
         return FaceCNN(channels, width)
+    if net == "ge2e":     # the GE2E speaker encoder on "ge2e" mel segments (models/ge2e.py); width unused
+        return GE2EExtractor(channels)
     raise ValueError(f"extractor must be one of {EXTRACTORS}, got {net!r}")
 
 

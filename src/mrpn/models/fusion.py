@@ -184,14 +184,15 @@ def _check_task(task: str) -> None:
 
 class _BranchedNet(nn.Module):
     """Shared plumbing: `branches` (ModuleDict of ModalityBranch), `norms` (FeatureNorm per modality)
-    and the frozen-branch bookkeeping used by `freeze_branches`."""
+    and the frozen-branch bookkeeping used by `freeze_branches` and `freeze_extractors`."""
 
     branches: nn.ModuleDict
     norms: nn.ModuleDict
 
     def __init__(self) -> None:
         super().__init__()
-        self.frozen: tuple[str, ...] = ()
+        self.frozen: tuple[str, ...] = ()              # whole branches (F_m and A_m): late fusion
+        self.frozen_extractors: tuple[str, ...] = ()   # F_m only: a pretrained extractor used as is
 
     @property
     def modalities(self) -> list[str]:
@@ -204,6 +205,8 @@ class _BranchedNet(nn.Module):
         # silently moving the features the rest of the network was trained on
         for m in self.frozen:
             self.branches[m].eval()
+        for m in self.frozen_extractors:
+            self.branches[m].extractor.eval()
         return self
 
     def modality_features(self, batch: Mapping[str, torch.Tensor], m: str) -> torch.Tensor:
@@ -363,4 +366,18 @@ def freeze_branches(net: _BranchedNet, modalities: Iterable[str]) -> _BranchedNe
         net.branches[m].requires_grad_(False)
     net.frozen = tuple(dict.fromkeys([*net.frozen, *modalities]))
     net.train(net.training)  # apply the eval-mode rule now, not only at the next train() call
+    return net
+
+
+def freeze_extractors(net: _BranchedNet, modalities: Iterable[str]) -> _BranchedNet:
+    """Freeze only F_m of branches[m] (`train.freeze_extractors`): a pretrained extractor, such as the
+    GE2E speaker encoder, used as a fixed feature map while A_m and the rest of the net train (a
+    probe). Same rules as `freeze_branches`: no gradients, and eval mode kept by the net's train()."""
+    modalities = list(modalities)
+    for m in modalities:
+        if m not in net.branches:
+            raise KeyError(f"unknown modality {m!r}; the net has {net.modalities}")
+        net.branches[m].extractor.requires_grad_(False)
+    net.frozen_extractors = tuple(dict.fromkeys([*net.frozen_extractors, *modalities]))
+    net.train(net.training)
     return net

@@ -124,6 +124,12 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
     else:
         for line in load_pretrained_extractors(model, cfg):
             log(f"  pretrained extractor {line}")
+    frozen = [m for m in cfg.train.freeze_extractors.replace(" ", "").split(",") if m]
+    if frozen:
+        from mrpn.models.fusion import freeze_extractors
+
+        freeze_extractors(model, frozen)
+        log(f"  extractors kept fixed: {', '.join(frozen)}")
     core = model
     if info.enabled:
         model = torch.nn.parallel.DistributedDataParallel(

@@ -157,12 +157,21 @@ def load_pretrained_extractors(model: torch.nn.Module, cfg: Config) -> list[str]
         path = getattr(cfg.train, f"pretrained_{m}", "")  # train.pretrained_<modality>
         if not path:
             continue
+        ext = model.branches[m].extractor
+        if path == "resemblyzer":   # the GE2E weights inside resemblyzer's wheel (models/ge2e.py)
+            from mrpn.models.ge2e import resemblyzer_state_dict, weights_path
+
+            try:
+                ext.load_state_dict(resemblyzer_state_dict(), strict=True)
+            except FileNotFoundError as e:
+                raise ConfigError(str(e)) from None
+            done.append(f"{m}: GE2E speaker encoder from {weights_path()}")
+            continue
         if not Path(path).is_file():
             raise ConfigError(f"pretrained weights not found: {path}")
         from mrpn.training.fer import check_pretrained_v
 
         check_pretrained_v(path, cfg.model, cfg.data)  # FER2013 weights name their extractor and face size
-        ext = model.branches[m].extractor
         # untrusted file: header, names and shapes are checked against this extractor before any read
         sd, _ = load_safetensors_checked(path, {k: tuple(v.shape) for k, v in ext.state_dict().items()},
                                          f"the {m} extractor of this model (width/channels/stem differ?)")
