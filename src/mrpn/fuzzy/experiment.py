@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -67,8 +68,11 @@ class Setup:
     pretrained: bool = True             # extractors start from the shipped default model's
 
     def overrides(self) -> list[str]:
-        """Config overrides on the `cpu` preset shared by all six models."""
-        return [f"train.epochs={self.epochs}", f"train.lr={self.lr}", f"train.batch_size={self.batch_size}",
+        """Config overrides on the `cpu` preset shared by all six models: the experiment's own
+        settings, the extractors of the shipped model whose weights the models start from, and the
+        rest of the training recipe pinned, so that a later change of the `cpu` preset cannot change
+        a frozen experiment (generator version 2 and these settings gave docs/RESULTS.md section 4)."""
+        return [*shipped_branch_overrides(), *PINNED, f"train.epochs={self.epochs}", f"train.lr={self.lr}", f"train.batch_size={self.batch_size}",
                 "train.early_stop=0", "data.face_size=48", "data.gray=true", f"data.max_frames={self.max_frames}",
                 "data.video_fps=4", "data.spatial_aug=clip", "data.workers=0", "model.agg_hidden=64",
                 "model.fusion_hidden=64", f"model.dropout={self.dropout}", "data.dataset=synth",
@@ -79,6 +83,36 @@ class Setup:
         d = asdict(self)
         d["duration"] = list(self.duration)
         return d
+
+
+# The cpu preset's training settings when the experiment was frozen (the demo and the sweep).
+PINNED = ("train.schedule=plateau", "train.lr_patience=5", "train.lr_factor=0.5", "train.weight_decay=0.01",
+          "train.label_smoothing=0", "train.mixup=0", "data.specaug_freq=0", "data.specaug_time=0",
+          "train.precision=fp32", "train.channels_last=false", "data.segment_hop_s=0.5")
+# What an extractor is and what it reads: must match the shipped model for its weights to fit.
+BRANCH_KEYS = ("data.audio_frontend", "data.spec_size", "data.n_fft", "data.hop_length", "data.segment_s",
+               "model.audio_extractor", "model.audio_width", "model.audio_in_channels", "model.audio_stem",
+               "model.video_extractor", "model.video_width", "model.video_in_channels", "model.video_stem")
+
+
+@lru_cache(maxsize=1)
+def shipped_branch_overrides() -> tuple[str, ...]:
+    """`key=value` of BRANCH_KEYS as the shipped default model was trained (its file's metadata)."""
+    from importlib import resources
+
+    from safetensors import safe_open
+
+    from mrpn.config import config_from_dict
+
+    with resources.as_file(resources.files("mrpn") / "assets" / "mrpn-default.safetensors") as path:
+        with safe_open(str(path), "pt") as f:
+            cfg = config_from_dict(json.loads(f.metadata()["config"]))
+    out = []
+    for key in BRANCH_KEYS:
+        sec, name = key.split(".")
+        v = getattr(getattr(cfg, sec), name)
+        out.append(f"{key}={'x'.join(map(str, v)) if isinstance(v, (tuple, list)) else v}")
+    return tuple(out)
 
 
 def level_tag(level: float) -> str:
