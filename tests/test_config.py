@@ -9,7 +9,21 @@ def test_presets_resolve_and_cpu_differs_from_paper():
     paper, cpu = load_config("paper"), load_config("cpu")
     assert paper.train.lr == 5e-5 and paper.data.spec_size == (256, 250) and paper.data.n_fft == 512
     assert paper.data.hop_length == 64 and paper.data.segment_hop_s == 0.2 and paper.train.lr_factor == 0.5
-    assert cpu.model.video_width < paper.model.video_width and cpu.data.spec_size == (64, 64)
+    assert cpu.model.video_width < paper.model.video_width and cpu.data.spec_size == (64, 50)
+
+
+def test_cpu_preset_is_the_audio_recipe():
+    """configs/am_recipe.yaml adds only the run's own choices (inner validation, threads, workers) to
+    the cpu preset: the recipe's model and training settings are the preset's (issue 9, item 1)."""
+    from pathlib import Path
+
+    recipe = load_config("cpu", file=str(Path(__file__).parent.parent / "configs" / "am_recipe.yaml"))
+    cpu = load_config("cpu")
+    assert recipe.model == cpu.model
+    assert recipe.data == cpu.data.__class__(**{**cpu.data.__dict__, "workers": recipe.data.workers})
+    own = {"inner_val", "threads"}
+    assert {k: v for k, v in recipe.train.__dict__.items() if k not in own} == \
+        {k: v for k, v in cpu.train.__dict__.items() if k not in own}
 
 
 def test_overrides_are_typed():
