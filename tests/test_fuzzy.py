@@ -70,3 +70,18 @@ def test_sweep_report_from_finished_runs(tmp_path, capsys) -> None:
     md = (tmp_path / "report.md").read_text()
     assert "| N2 (MRPN) | 85.0 ± 0.0 | 80.0 ± 0.0 |" in md
     assert (tmp_path / "accuracy_vs_fuzzy.png").stat().st_size > 10_000
+
+
+def test_a_finished_corpus_is_reused_not_refused(tmp_path) -> None:
+    """`mrpn fuzzy` run again on its own folder (to resume, or to rewrite the report) finds every clip
+    prepared: the second call returns the same cache instead of counting 0 new clips as 0 kept."""
+    from mrpn.data.cache import Cache
+    from mrpn.fuzzy.experiment import Setup, make_corpus
+
+    setup = Setup(actors=4, clips_per_class=1, n_folds=2, duration=(1.0, 1.2))
+    first = make_corpus(tmp_path, setup, seed=3, level=0.5, workers=1)
+    before = {p.name: p.stat().st_mtime_ns for p in first.glob("*/*.npz")}
+    assert len(before) == 4 * 6
+    assert make_corpus(tmp_path, setup, seed=3, level=0.5, workers=1) == first
+    assert {p.name: p.stat().st_mtime_ns for p in first.glob("*/*.npz")} == before      # nothing redone
+    assert len(Cache(first).records()) == 4 * 6

@@ -250,6 +250,25 @@ def test_changed_settings_are_refused_not_mixed(corpus, tmp_path):
         run_fold(cfg, 2, tmp_path / "r" / "fold_01", **quiet)
 
 
+def test_another_audio_front_end_is_other_settings_and_a_key_older_than_the_run_is_not(tmp_path):
+    from mrpn.config import ConfigError
+    from mrpn.training.run import save_run_config
+
+    lin = load_config("cpu", overrides=["data.audio_frontend=linear", "data.spec_size=64x64",
+                                        "model.audio_extractor=cnn"])
+    save_run_config(lin, tmp_path)
+    mel = load_config("cpu", overrides=["data.spec_size=64x64", "model.audio_extractor=cnn"])
+    with pytest.raises(ConfigError, match="audio_frontend"):
+        save_run_config(mel, tmp_path)
+    # a run folder written before data.audio_frontend existed was a linear-spectrogram run
+    old = json.loads((tmp_path / "config.json").read_text())
+    del old["data"]["audio_frontend"]
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    save_run_config(lin, tmp_path)
+    with pytest.raises(ConfigError, match="audio_frontend"):
+        save_run_config(mel, tmp_path)
+
+
 def test_early_stopped_fold_does_not_train_again(corpus, tmp_path):
     from mrpn.training.run import run_fold
 

@@ -140,10 +140,15 @@ def make_corpus(root: Path, setup: Setup, seed: int, level: float, workers: int 
     sc = scan("custom", manifest)
     # margin 0: OpenCV's box around a synthetic face is already ~1.4 x the head; the default 0.25
     # margin would leave the face half the crop, its expression a few pixels of the 48 x 48 input
-    res = run_prepare(sc, cache, PrepareConfig(face_size=48, gray=True, detect_every=3, margin=0.0),
-                      workers=workers, progress=progress, log=lambda *a: None)
-    if res.ok != len(sc.clips):
-        raise RuntimeError(f"prepare kept {res.ok} of {len(sc.clips)} clips of {corpus} (faces not found?)")
+    run_prepare(sc, cache, PrepareConfig(face_size=48, gray=True, detect_every=3, margin=0.0),
+                workers=workers, progress=progress, log=lambda *a: None)
+    # counted in the cache, not in this call's result: a resumed sweep finds its clips already prepared
+    from mrpn.data.cache import Cache
+
+    c = Cache(cache)
+    ok = sum(1 for clip in sc.clips if (c.read_record(clip.id) or {}).get("status") == "ok")
+    if ok != len(sc.clips):
+        raise RuntimeError(f"prepare kept {ok} of {len(sc.clips)} clips of {corpus} (faces not found?)")
     return cache
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from mrpn import registry
 from mrpn.argtypes import nonneg_int, positive_float, positive_int
-from mrpn.config import Config, ConfigError, load_config
+from mrpn.config import LEGACY_DEFAULTS, Config, ConfigError, load_config
 from mrpn.io import atomic_write_json
 from mrpn.training.checkpoint import CheckpointError
 from mrpn.training.fold import run_fold  # noqa: F401  (re-exported: cv, tests)
@@ -154,10 +154,13 @@ def save_run_config(cfg: Config, run_dir: Path, **extra: Any) -> None:
         diffs = [k for k in same if old.get(k) != d.get(k)]
         for section, keys in (("data", ("dataset", "protocol", "time_aug", "segment_s", "segment_hop_s",
                                         "spatial_aug", "video_fps", "max_frames", "face_size", "gray",
-                                        "spec_size", "paired_faces")),
+                                        "spec_size", "paired_faces", "audio_frontend", "n_fft", "hop_length",
+                                        "sample_rate")),
                               ("model", tuple(d["model"]) if "model" in d else ())):
             for k in keys:
-                a, b = old.get(section, {}).get(k), d.get(section, {}).get(k)
+                # a key older than the saved run counts with the value that reproduces the old behaviour
+                a = old.get(section, {}).get(k, LEGACY_DEFAULTS.get(f"{section}.{k}"))
+                b = d.get(section, {}).get(k)
                 a, b = (tuple(a) if isinstance(a, list) else a), (tuple(b) if isinstance(b, list) else b)
                 if k != "n_classes" and a != b:
                     diffs.append(f"{section}.{k}")
