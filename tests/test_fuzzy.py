@@ -85,3 +85,31 @@ def test_a_finished_corpus_is_reused_not_refused(tmp_path) -> None:
     assert make_corpus(tmp_path, setup, seed=3, level=0.5, workers=1) == first
     assert {p.name: p.stat().st_mtime_ns for p in first.glob("*/*.npz")} == before      # nothing redone
     assert len(Cache(first).records()) == 4 * 6
+
+
+def test_breakdown_groups_clips_by_what_the_corpus_made_fuzzy(tmp_path) -> None:
+    """Per-clip outcomes are grouped by synth.json's record of each clip (untouched, face/voice,
+    missing/fuzzy) and pooled over seeds and folds."""
+    import json
+
+    from mrpn.fuzzy.breakdown import breakdown, markdown_breakdown
+
+    corpus = tmp_path / "seed1" / "corpus_p30"
+    corpus.mkdir(parents=True)
+    clips = [{"id": "a", "noise": []}, {"id": "b", "noise": [{"modality": "face", "kind": "missing"}]},
+             {"id": "c", "noise": [{"modality": "voice", "kind": "fuzzy"}]}, {"id": "d", "noise": []}]
+    (corpus / "synth.json").write_text(json.dumps({"clips": clips}))
+    for name, _, _ in MODELS:
+        d = tmp_path / "seed1" / "runs_p30" / name / "fold_01"
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps({"accuracy": 0.5}))
+        right = {"a": True, "b": name != "vm_e2e", "c": name != "am_e2e", "d": False}
+        (d / "clips_cache_p30.json").write_text(json.dumps(right))    # as clip_outcomes caches them
+    bd = breakdown(tmp_path, [1], [0.0, 0.3], [1])
+    assert list(bd) == ["p30"]
+    vm, am = bd["p30"]["vm_e2e"], bd["p30"]["am_e2e"]
+    assert vm["untouched"] == {"n": 2, "correct": 1, "accuracy": 0.5}
+    assert vm["face missing"]["accuracy"] == 0.0 and vm["voice fuzzy"]["accuracy"] == 1.0
+    assert am["face missing"]["accuracy"] == 1.0 and am["voice fuzzy"]["accuracy"] == 0.0
+    md = markdown_breakdown(bd)
+    assert "| VM | 50.0 | 0.0 | 100.0 |" in md and "face missing (n=1)" in md and "face fuzzy" not in md

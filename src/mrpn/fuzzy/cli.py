@@ -132,6 +132,7 @@ def write_report(out: Path, setup: Setup, seeds: list[int], levels: list[float],
                  command: str) -> Path:
     from mrpn.io import atomic_write_json, atomic_write_text
 
+    from .breakdown import breakdown, markdown_breakdown
     from .report import markdown_tables, plot_sweep
     from .results import collect, summarise
 
@@ -141,9 +142,11 @@ def write_report(out: Path, setup: Setup, seeds: list[int], levels: list[float],
                title=f"seeds {','.join(map(str, seeds))}, folds {','.join(map(str, fold_ids))} of {setup.n_folds}")
     atomic_write_json(out / "results.json", {"command": command, "setup": setup.to_dict(), "seeds": seeds,
                                              "levels": levels, "folds": fold_ids, "rows": rows, "summary": summary})
+    bd = breakdown(out, seeds, levels, fold_ids)
+    atomic_write_json(out / "breakdown.json", bd)
     md = ["# Controlled-fuzziness sweep (paper section 3)", "", f"Command: `{command}`", "",
           "![accuracy against fuzzy fraction](accuracy_vs_fuzzy.png)", "", markdown_tables(summary),
-          f"Setup: `{json.dumps(setup.to_dict())}`", ""]
+          markdown_breakdown(bd), f"Setup: `{json.dumps(setup.to_dict())}`", ""]
     atomic_write_text(out / "report.md", "\n".join(md))
     return out / "report.md"
 

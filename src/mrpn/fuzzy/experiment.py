@@ -223,22 +223,17 @@ def train_models(cache: Path, runs: Path, folds: Path, fold_ids: list[int], setu
                 on_done(name, k)
 
 
-def evaluate_on(fold_dir: Path, cache: Path, fold_index: int) -> dict[str, Any]:
-    """Score the best checkpoint of `fold_dir` on the held-out clips of another cache (same actors,
-    same fold): "test clean" for a model trained at a fuzzy level. Written to eval_<cache>.json."""
+def score_on(fold_dir: Path, cache: Path, fold_index: int) -> tuple[dict[str, Any], list, list[str]]:
+    """Run the best checkpoint of `fold_dir` on the held-out clips of fold `fold_index` in `cache`
+    (same actors, another level): (evaluate()'s output, the cache's clips, its classes)."""
     import torch
 
+    from mrpn.checkpoint import load_checkpoint, load_model_weights
     from mrpn.config import config_from_dict
     from mrpn.data.loader import EmotionDataset
-    from mrpn.evaluation.metrics import compute_metrics
-    from mrpn.io import atomic_write_json
-    from mrpn.checkpoint import load_checkpoint, load_model_weights
     from mrpn.training.loop import evaluate
     from mrpn.training.setup import build, fold_indices, make_loader, make_source, resolve_protocol
 
-    out = fold_dir / f"eval_{cache.name}.json"
-    if out.is_file():
-        return json.loads(out.read_text())
     ck = load_checkpoint(fold_dir / "best.pt")
     cfg = config_from_dict(ck["config"])
     cfg.data.cache = str(cache)
@@ -252,7 +247,20 @@ def evaluate_on(fold_dir: Path, cache: Path, fold_index: int) -> dict[str, Any]:
                         seed=cfg.train.seed)
     ev = evaluate(model, make_loader(ds, cfg, False), torch.device("cpu"), cfg.train.precision,
                   cfg.train.channels_last, progress=False)
-    m = compute_metrics(ev["y_true"], ev["y_pred"], list(source.classes))
-    m.update({"cache": str(cache), "n_val": len(va), "fold_index": fold_index})
+    return ev, clips, list(source.classes)
+
+
+def evaluate_on(fold_dir: Path, cache: Path, fold_index: int) -> dict[str, Any]:
+    """Score the best checkpoint of `fold_dir` on the held-out clips of another cache (same actors,
+    same fold): "test clean" for a model trained at a fuzzy level. Written to eval_<cache>.json."""
+    from mrpn.evaluation.metrics import compute_metrics
+    from mrpn.io import atomic_write_json
+
+    out = fold_dir / f"eval_{cache.name}.json"
+    if out.is_file():
+        return json.loads(out.read_text())
+    ev, _, classes = score_on(fold_dir, cache, fold_index)
+    m = compute_metrics(ev["y_true"], ev["y_pred"], classes)
+    m.update({"cache": str(cache), "n_val": len(ev["y_true"]), "fold_index": fold_index})
     atomic_write_json(out, m)
     return m
