@@ -1,0 +1,86 @@
+"""The per-fold table of docs/RESULTS.md section 0: the AM recipe beside the three baselines and the paper.
+
+Reads only committed files: the run's summary.json (`mrpn cv` / `mrpn report`), the baselines'
+JSON (`bench/audio_baselines.py`) and the paper's Table 1 (AM rows, copied below from
+Chang & Skarbek 2021, ../shared/paper). Prints a markdown table and a JSON summary.
+
+    python3 tools/am_fold_table.py docs/results/ravdess_am_recipe/summary.json \
+        --baselines docs/results/audio_baselines.json [--json docs/results/ravdess_am_recipe/table.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+FOLDS = ["A1,2", "A3,4", "A5,6", "A7,8", "A9,10", "A11,12", "A13,14", "A15,16", "A17,18", "A19,20",
+         "A21,22", "A23,24"]
+# Table 1 of the paper (RAVDESS, ResNet-18 pretrained on speaker identification + LSTM, epoch chosen on the fold)
+PAPER = {
+    "T": [71.6, 77.5, 71.6, 90.0, 55.8, 69.1, 70.0, 69.1, 57.5, 63.3, 68.3, 68.3],
+    "NT": [70.8, 55.0, 57.5, 74.1, 43.5, 65.8, 59.8, 57.5, 51.6, 55.5, 55.8, 63.3],
+}
+ROWS = [("accuracy_inner_selected", "recipe, epoch chosen on the inner actors"),
+        ("accuracy_last_epoch", "recipe, last epoch (no choice)"),
+        ("accuracy_test_selected", "recipe, epoch chosen on the test fold (paper's selection)")]
+BASELINES = [("mfcc_svm", "baseline: MFCC statistics + RBF SVM"),
+             ("speaker_probe", "baseline: frozen GE2E speaker encoder + logistic probe"),
+             ("cnn", "baseline: log-mel clip CNN from scratch")]
+
+
+def _stats(values: list[float | None]) -> tuple[float, float, int]:
+    """Mean and population std (ddof 0, as `mrpn cv` summaries) over the folds that have a value."""
+    v = np.array([x for x in values if x is not None], dtype=float)
+    return (float(v.mean()), float(v.std()), len(v)) if len(v) else (float("nan"), float("nan"), 0)
+
+
+def build(summary: dict, baselines: dict, setting: str) -> list[dict]:
+    rows = []
+    for key, label in ROWS:
+        per = summary.get(key, {}).get("per_fold", {})
+        rows.append({"row": label, "per_fold": [100 * per[f] if f in per else None for f in FOLDS]})
+    for key, label in BASELINES:
+        per = baselines.get("baselines", {}).get(key, {}).get("folds", {})
+        rows.append({"row": label, "per_fold": [100 * per[f]["accuracy"] if f in per else None for f in FOLDS]})
+    rows.append({"row": f"paper, Table 1, AM ({setting})", "per_fold": list(PAPER[setting])})
+    for r in rows:
+        r["mean"], r["std"], r["n_folds"] = _stats(r["per_fold"])
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    head = "| | " + " | ".join(FOLDS) + " | mean ± std over folds (n) |"
+    out = [head, "| --- |" + " ---: |" * (len(FOLDS) + 1)]
+    for r in rows:
+        cells = [f"{x:.1f}" if x is not None else "–" for x in r["per_fold"]]
+        out.append(f"| {r['row']} | " + " | ".join(cells) + f" | {r['mean']:.1f} ± {r['std']:.1f} ({r['n_folds']}) |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("summary", type=Path, help="summary.json of the AM run")
+    p.add_argument("--baselines", type=Path, default=Path("docs/results/audio_baselines.json"))
+    p.add_argument("--setting", choices=sorted(PAPER), default="T", help="the paper row to compare with")
+    p.add_argument("--json", type=Path, help="also write the rows here")
+    a = p.parse_args(argv)
+    try:
+        summary, baselines = json.loads(a.summary.read_text()), json.loads(a.baselines.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        print(f"am_fold_table: {e}", file=sys.stderr)
+        return 2
+    rows = build(summary, baselines, a.setting)
+    print(markdown(rows))
+    if a.json:
+        from mrpn.io import atomic_write_json
+
+        atomic_write_json(a.json, {"summary": str(a.summary), "baselines": str(a.baselines), "folds": FOLDS,
+                                   "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
