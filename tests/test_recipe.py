@@ -182,3 +182,25 @@ def test_cv_summary_reports_every_selection(tmp_path):
     assert s["accuracy_inner_selected"]["mean"] == pytest.approx(0.6)
     assert s["accuracy_test_selected"]["mean"] == pytest.approx(0.675)
     assert s["accuracy_test_selected"]["per_fold"] == {"F1": 0.6, "F2": 0.75}
+
+
+def test_am_fold_table_puts_each_fold_in_its_column(tmp_path):
+    """tools/am_fold_table.py: per-fold values land under their fold, missing folds show a dash and
+    do not enter the mean, and the paper's row is Table 1's AM (T) with its 69.3 % mean."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("am_fold_table", Path(__file__).parent.parent / "tools" / "am_fold_table.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    summary = {"accuracy_test_selected": {"per_fold": {"A1,2": 0.7, "A23,24": 0.5}}}
+    baselines = {"baselines": {"mfcc_svm": {"folds": {"A3,4": {"accuracy": 0.4}}}}}
+    rows = tool.build(summary, baselines, "T")
+    test_sel = next(r for r in rows if "test fold" in r["row"])
+    assert test_sel["per_fold"][0] == pytest.approx(70) and test_sel["per_fold"][-1] == pytest.approx(50)
+    assert test_sel["n_folds"] == 2 and test_sel["mean"] == pytest.approx(60) and test_sel["std"] == pytest.approx(10)
+    assert next(r for r in rows if "MFCC" in r["row"])["per_fold"][1] == pytest.approx(40)
+    paper = rows[-1]
+    assert paper["n_folds"] == 12 and round(paper["mean"], 1) == 69.3
+    md = tool.markdown(rows)
+    assert "| 70.0 | – |" in md and "69.3 ± 8.5 (12)" in md
