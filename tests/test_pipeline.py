@@ -55,12 +55,14 @@ def test_resume_continues_identically(corpus):
     from mrpn.training.run import run_fold
 
     root, _ = corpus
-    full = cfg_for(root, "resume_full", "model.kind=n1")
+    # plateau: the schedule does not depend on the run's length, so a 1-epoch run extended to 2 stands
+    # for a run killed after epoch 1 (a one-cycle run is killed for real in test_faults.py)
+    full = cfg_for(root, "resume_full", "model.kind=n1", "train.schedule=plateau")
     run_fold(full, 1, root / "runs" / "resume_full" / "fold_01", progress=False, log=lambda *a: None)
-    half = cfg_for(root, "resume_half", "model.kind=n1", "train.epochs=1")
+    half = cfg_for(root, "resume_half", "model.kind=n1", "train.schedule=plateau", "train.epochs=1")
     d = root / "runs" / "resume_half" / "fold_01"
     run_fold(half, 1, d, progress=False, log=lambda *a: None)
-    again = cfg_for(root, "resume_half", "model.kind=n1")     # "killed" after epoch 1, run again
+    again = cfg_for(root, "resume_half", "model.kind=n1", "train.schedule=plateau")   # "killed" after epoch 1
     run_fold(again, 1, d, progress=False, log=lambda *a: None)
     a = load_checkpoint(root / "runs" / "resume_full" / "fold_01" / "last.pt")
     b = load_checkpoint(d / "last.pt")
@@ -68,6 +70,19 @@ def test_resume_continues_identically(corpus):
     for k, v in a["model"].items():
         assert torch.equal(v, b["model"][k]), k
     assert [h["val_loss"] for h in a["state"]["history"]] == [h["val_loss"] for h in b["state"]["history"]]
+
+
+def test_a_one_cycle_run_is_not_resumed_with_another_length(corpus, tmp_path):
+    from mrpn.config import ConfigError
+    from mrpn.training.run import run_fold
+
+    root, _ = corpus
+    d = tmp_path / "fold_01"
+    run_fold(cfg_for(root, "oc", "model.kind=am", "train.schedule=onecycle", "train.epochs=1"), 1, d,
+             progress=False, log=lambda *a: None)
+    longer = cfg_for(root, "oc", "model.kind=am", "train.schedule=onecycle", "train.epochs=2")
+    with pytest.raises(ConfigError, match="train.epochs=1"):
+        run_fold(longer, 1, d, progress=False, log=lambda *a: None)
 
 
 def test_late_fusion_keeps_unimodal_weights_frozen(corpus):

@@ -177,6 +177,7 @@ def _resume(run: FoldRun, test_only: bool) -> None:
     if last.is_file() and not test_only:
         ck = load_checkpoint(last, map_location=run.device)
         check_compatible(ck, run.cfg_dict, last)
+        _check_schedule_length(run, ck, last)
         saved_val = ck["state"].get("val_actors")
         if saved_val is not None and sorted(saved_val) != sorted(fold.val_actors):
             raise CheckpointError(f"{last} was trained on another split (validation actors {saved_val}, "
@@ -188,6 +189,20 @@ def _resume(run: FoldRun, test_only: bool) -> None:
         run.log(f"  resuming {run.fold_dir} after epoch {run.state['epoch']}")
     elif test_only and last.is_file():  # keep the training record in the re-written metrics
         run.state.update(load_checkpoint(last)["state"])
+
+
+def _check_schedule_length(run: FoldRun, ck: dict, last: Path) -> None:
+    """A per-step schedule (onecycle, cosine) is laid out over the whole run's steps: resumed with
+    another number of epochs or another batch size, it would follow another curve (or step past its
+    end). The plateau schedule does not depend on the length, so its epochs may grow on a resume."""
+    if run.step_sched is None:
+        return
+    old, new = ck.get("config", {}).get("train", {}), run.cfg.train
+    for key in ("epochs", "batch_size"):
+        if key in old and old[key] != getattr(new, key):
+            raise ConfigError(f"{last}: train.schedule={new.schedule} spans the whole run, which was trained with "
+                              f"train.{key}={old[key]}; it cannot resume with {getattr(new, key)}. Keep "
+                              f"train.{key}={old[key]} or choose another --name")
 
 
 def _stopped_early(run: FoldRun) -> bool:
