@@ -60,12 +60,29 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def curves(run_dir: Path, epochs: tuple[int, ...] = (10, 20, 30, 35, 40)) -> str:
+    """Mean over the folds of `run_dir/fold_*/history.json` of the training accuracy (augmented crops) and
+    the inner-validation accuracy at a few epochs: whether the run was still learning when it stopped, read
+    without the test actors."""
+    hists = [json.loads(p.read_text()) for p in sorted(run_dir.glob("fold_*/history.json"))]
+    out = ["| epoch | training accuracy (augmented) | inner-validation accuracy | folds |", "| ---: | ---: | ---: | ---: |"]
+    for e in epochs:
+        rows = [h[e - 1] for h in hists if len(h) >= e]
+        if rows:
+            tr = 100 * np.mean([r["train_accuracy"] for r in rows])
+            inner = 100 * np.mean([r.get("inner_accuracy", np.nan) for r in rows])
+            out.append(f"| {e} | {tr:.1f} | {inner:.1f} | {len(rows)} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("summary", type=Path, help="summary.json of the AM run")
     p.add_argument("--baselines", type=Path, default=Path("docs/results/audio_baselines.json"))
     p.add_argument("--setting", choices=sorted(PAPER), default="T", help="the paper row to compare with")
     p.add_argument("--json", type=Path, help="also write the rows here")
+    p.add_argument("--curves", action="store_true", help="also print the mean training / inner-validation "
+                   "accuracy by epoch from the fold histories beside the summary")
     a = p.parse_args(argv)
     try:
         summary, baselines = json.loads(a.summary.read_text()), json.loads(a.baselines.read_text())
@@ -74,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows = build(summary, baselines, a.setting)
     print(markdown(rows))
+    if a.curves:
+        print()
+        print(curves(a.summary.parent))
     if a.json:
         from mrpn.io import atomic_write_json
 
