@@ -353,7 +353,7 @@ def validate(cfg: Config) -> None:
         fusion = [k.name for k in registry.KINDS.values() if k.fusion]
         raise ConfigError(f"train.strategy=late needs a fusion model ({', '.join(fusion)})")
     _validate_ge2e(cfg)
-    frozen = [m for m in cfg.train.freeze_extractors.replace(" ", "").split(",") if m]
+    frozen = registry.modality_list(cfg.train.freeze_extractors)
     unknown = [m for m in frozen if m not in registry.modalities_of(cfg.model.kind)]
     if unknown:
         raise ConfigError(f"train.freeze_extractors={cfg.train.freeze_extractors!r}: {cfg.model.kind} has the "

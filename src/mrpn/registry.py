@@ -127,6 +127,11 @@ def modalities_of(kind_name: str) -> tuple[str, ...]:
     return kind(kind_name).modalities
 
 
+def modality_list(text: str) -> list[str]:
+    """Modality names from a comma-separated setting such as `train.freeze_extractors` ("a", "v,a")."""
+    return [m for m in text.replace(" ", "").split(",") if m]
+
+
 def unimodal_kind(m: str) -> ModelKind:
     """The uni-modal baseline over modality m (late fusion trains it first, then freezes it)."""
     for k in KINDS.values():

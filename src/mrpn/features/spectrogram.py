@@ -128,13 +128,16 @@ def slaney_mel_filterbank(n_fft: int = GE2E_N_FFT, n_mels: int = GE2E_MELS, samp
     return torch.from_numpy(fb.astype(np.float32))
 
 
+def _ge2e_power_mel(x: torch.Tensor) -> torch.Tensor:
+    """Waves [..., N] -> power mel [..., 40, 1 + N // 160] as librosa computes it for the GE2E encoder."""
+    spec = torch.stft(x, n_fft=GE2E_N_FFT, hop_length=GE2E_HOP, window=torch.hann_window(GE2E_N_FFT),
+                      center=True, pad_mode="constant", return_complex=True)
+    return torch.matmul(slaney_mel_filterbank(), spec.real.square() + spec.imag.square())
+
+
 def ge2e_mels(wave: np.ndarray | torch.Tensor) -> torch.Tensor:
     """Wave [N] at 16 kHz -> power mel frames [1 + N // 160, 40] (float32), librosa-equivalent."""
-    w = torch.as_tensor(np.asarray(wave, dtype=np.float32))
-    spec = torch.stft(w, n_fft=GE2E_N_FFT, hop_length=GE2E_HOP, window=torch.hann_window(GE2E_N_FFT),
-                      center=True, pad_mode="constant", return_complex=True)
-    power = spec.real.square() + spec.imag.square()
-    return (slaney_mel_filterbank() @ power).T.contiguous()
+    return _ge2e_power_mel(torch.as_tensor(np.asarray(wave, dtype=np.float32))).T.contiguous()
 
 
 def ge2e_segments(wave: torch.Tensor, sample_rate: int = 16000, segment_s: float = 1.0,
@@ -147,10 +150,7 @@ def ge2e_segments(wave: torch.Tensor, sample_rate: int = 16000, segment_s: float
     if sample_rate != 16000:
         raise ValueError(f"the ge2e front end needs 16 kHz audio (data.sample_rate={sample_rate})")
     segs = segment_wave(wave.float() * 10 ** (GE2E_DBFS / 20), sample_rate, segment_s, hop_s)
-    spec = torch.stft(segs, n_fft=GE2E_N_FFT, hop_length=GE2E_HOP, window=torch.hann_window(GE2E_N_FFT),
-                      center=True, pad_mode="constant", return_complex=True)
-    power = spec.real.square() + spec.imag.square()              # [S, 201, T]
-    mel = torch.matmul(slaney_mel_filterbank(), power)[:, :, :frames]
+    mel = _ge2e_power_mel(segs)[:, :, :frames]
     if mel.shape[-1] < frames:
         mel = F.pad(mel, (0, frames - mel.shape[-1]))
     return mel.unsqueeze(1).contiguous()

@@ -100,13 +100,11 @@ def shipped_branch_overrides() -> tuple[str, ...]:
     """`key=value` of BRANCH_KEYS as the shipped default model was trained (its file's metadata)."""
     from importlib import resources
 
-    from safetensors import safe_open
-
+    from mrpn.checkpoint import read_header
     from mrpn.config import config_from_dict
 
     with resources.as_file(resources.files("mrpn") / "assets" / "mrpn-default.safetensors") as path:
-        with safe_open(str(path), "pt") as f:
-            cfg = config_from_dict(json.loads(f.metadata()["config"]))
+        cfg = config_from_dict(json.loads(read_header(Path(path))[1]["config"]))
     out = []
     for key in BRANCH_KEYS:
         sec, name = key.split(".")

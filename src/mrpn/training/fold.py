@@ -124,7 +124,7 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
     else:
         for line in load_pretrained_extractors(model, cfg):
             log(f"  pretrained extractor {line}")
-    frozen = [m for m in cfg.train.freeze_extractors.replace(" ", "").split(",") if m]
+    frozen = registry.modality_list(cfg.train.freeze_extractors)
     if frozen:
         from mrpn.models.fusion import freeze_extractors
 
