@@ -65,14 +65,14 @@ class Setup:
     dropout: float = 0.1
     batch_size: int = 8
     max_frames: int = 4                 # faces per clip fed to the model (4 fps)
-    pretrained: bool = True             # extractors start from the shipped default model's
+    pretrained: bool = True             # extractors start from INIT_ASSET's (the default model shipped when the experiment was frozen)
 
     def overrides(self) -> list[str]:
         """Config overrides on the `cpu` preset shared by all six models: the experiment's own
-        settings, the extractors of the shipped model whose weights the models start from, and the
+        settings, the extractors of INIT_ASSET whose weights the models start from, and the
         rest of the training recipe pinned, so that a later change of the `cpu` preset cannot change
         a frozen experiment (generator version 2 and these settings gave docs/RESULTS.md section 4)."""
-        return [*shipped_branch_overrides(), *PINNED, f"train.epochs={self.epochs}", f"train.lr={self.lr}", f"train.batch_size={self.batch_size}",
+        return [*init_branch_overrides(), *PINNED, f"train.epochs={self.epochs}", f"train.lr={self.lr}", f"train.batch_size={self.batch_size}",
                 "train.early_stop=0", "data.face_size=48", "data.gray=true", f"data.max_frames={self.max_frames}",
                 "data.video_fps=4", "data.spatial_aug=clip", "data.workers=0", "model.agg_hidden=64",
                 "model.fusion_hidden=64", f"model.dropout={self.dropout}", "data.dataset=synth",
@@ -89,21 +89,25 @@ class Setup:
 PINNED = ("train.schedule=plateau", "train.lr_patience=5", "train.lr_factor=0.5", "train.weight_decay=0.01",
           "train.label_smoothing=0", "train.mixup=0", "data.specaug_freq=0", "data.specaug_time=0",
           "train.precision=fp32", "train.channels_last=false", "data.segment_hop_s=0.5")
-# What an extractor is and what it reads: must match the shipped model for its weights to fit.
+# The weights the experiment's models start from: the extractors of the default model shipped when the
+# experiment was frozen (N2 with two width-16 ResNet-18s, docs/RESULTS.md section 4), kept as an asset of
+# their own so that retraining `mrpn-default` (issue 9) does not move the demo or the sweep.
+INIT_ASSET = "demo-init.safetensors"
+# What an extractor is and what it reads: must match INIT_ASSET's model for its weights to fit.
 BRANCH_KEYS = ("data.audio_frontend", "data.spec_size", "data.n_fft", "data.hop_length", "data.segment_s",
                "model.audio_extractor", "model.audio_width", "model.audio_in_channels", "model.audio_stem",
                "model.video_extractor", "model.video_width", "model.video_in_channels", "model.video_stem")
 
 
 @lru_cache(maxsize=1)
-def shipped_branch_overrides() -> tuple[str, ...]:
-    """`key=value` of BRANCH_KEYS as the shipped default model was trained (its file's metadata)."""
+def init_branch_overrides() -> tuple[str, ...]:
+    """`key=value` of BRANCH_KEYS as INIT_ASSET's model was trained (its file's metadata)."""
     from importlib import resources
 
     from mrpn.checkpoint import read_header
     from mrpn.config import config_from_dict
 
-    with resources.as_file(resources.files("mrpn") / "assets" / "mrpn-default.safetensors") as path:
+    with resources.as_file(resources.files("mrpn") / "assets" / INIT_ASSET) as path:
         cfg = config_from_dict(json.loads(read_header(Path(path))[1]["config"]))
     out = []
     for key in BRANCH_KEYS:
@@ -165,7 +169,7 @@ def write_folds(root: Path, setup: Setup, seed: int) -> Path:
 
 
 def pretrained_extractors(root: Path) -> dict[str, Path]:
-    """The shipped default model's extractors (FER2013-pretrained faces, RAVDESS-trained audio) as
+    """INIT_ASSET's extractors (FER2013-pretrained faces, RAVDESS-trained audio) as
     `train.pretrained_v/a` files: the six models start from the same features and train from there."""
     from importlib import resources
 
@@ -175,7 +179,7 @@ def pretrained_extractors(root: Path) -> dict[str, Path]:
     out = {m: root / f"pretrained_{m}.safetensors" for m in registry.MODALITIES}
     if all(p.is_file() for p in out.values()):
         return out
-    src = resources.files("mrpn") / "assets" / "mrpn-default.safetensors"
+    src = resources.files("mrpn") / "assets" / INIT_ASSET
     with resources.as_file(src) as path:
         sd = load_file(str(path))
     from mrpn.io import atomic_path

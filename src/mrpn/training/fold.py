@@ -288,7 +288,7 @@ def _final_metrics(run: FoldRun, fold_index: int) -> dict[str, Any]:
     metrics.update(selection_summary(state["history"], d.inner, metrics["best_epoch"]))
     if "side_pred" in ev:
         metrics["modalities"] = {m: {k: v for k, v in compute_metrics(ev["y_true"], p, d.classes).items()
-                                     if k in ("accuracy", "uar", "macro_f1")}
+                                     if k in ("accuracy", "uar", "macro_f1", "confusion", "per_class_recall")}
                                  for m, p in ev["side_pred"].items()}
     if not run.info.main:
         return metrics
