@@ -38,7 +38,7 @@ def test_predictor_on_a_raw_file_matches_evaluation_from_the_cache(shared_data, 
     d = p.cfg.data
     clip = Clip(id=video.stem, dataset="ravdess", label=0, label_name="neutral", actor="01", video=str(video))
     scan = SimpleNamespace(dataset="ravdess", classes=list(p.classes), clips=[clip], problems=[])
-    res = run_prepare(scan, tmp_path / "cache", PrepareConfig(face_size=d.face_size, gray=d.gray), workers=1,
+    res = run_prepare(scan, tmp_path / "cache", PrepareConfig(face_size=d.face_size, gray=d.gray, margin=d.face_margin), workers=1,
                       progress=False)
     assert res.ok == 1
 

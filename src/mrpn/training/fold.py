@@ -287,9 +287,14 @@ def _final_metrics(run: FoldRun, fold_index: int) -> dict[str, Any]:
     })
     metrics.update(selection_summary(state["history"], d.inner, metrics["best_epoch"]))
     if "side_pred" in ev:
-        metrics["modalities"] = {m: {k: v for k, v in compute_metrics(ev["y_true"], p, d.classes).items()
-                                     if k in ("accuracy", "uar", "macro_f1", "confusion", "per_class_recall")}
-                                 for m, p in ev["side_pred"].items()}
+        metrics["modalities"] = _head_metrics(ev, d.classes)
+    if run.datasets["select"] is not None:
+        # the same figures on the inner actors (no test actor): what a choice between models may look at
+        sel = _evaluate(run, "select", desc="inner", side_heads=registry.kind(cfg.model.kind).side_heads)
+        metrics["inner"] = {k: v for k, v in compute_metrics(sel["y_true"], sel["y_pred"], d.classes).items()
+                            if k in HEAD_KEYS}
+        if "side_pred" in sel:
+            metrics["inner"]["modalities"] = _head_metrics(sel, d.classes)
     if not run.info.main:
         return metrics
     if cfg.train.save_features and "features" in ev:
@@ -302,6 +307,17 @@ def _final_metrics(run: FoldRun, fold_index: int) -> dict[str, Any]:
         atomic_write_with(run.fold_dir / "features.npz", write)
     atomic_write_json(run.fold_dir / "metrics.json", metrics)
     return metrics
+
+
+HEAD_KEYS = ("accuracy", "uar", "macro_f1", "confusion", "per_class_recall")
+
+
+def _head_metrics(ev: dict[str, Any], classes: list[str]) -> dict[str, dict[str, Any]]:
+    """Per side head (one modality alone): accuracy, UAR, macro-F1, confusion, recall."""
+    from mrpn.evaluation.metrics import compute_metrics
+
+    return {m: {k: v for k, v in compute_metrics(ev["y_true"], p, classes).items() if k in HEAD_KEYS}
+            for m, p in ev["side_pred"].items()}
 
 
 def _prepare_late(cfg: Config, model, fold_index: int, fold_dir: Path, progress: bool, log) -> None:

@@ -169,6 +169,10 @@ def load_pretrained_extractors(model: torch.nn.Module, cfg: Config) -> list[str]
             continue
         if not Path(path).is_file():
             raise ConfigError(f"pretrained weights not found: {path}")
+        if Path(path).suffix == ".pt":  # a trained run's checkpoint (an AM's best.pt, say): its F_m
+            ext.load_state_dict(extractor_from_checkpoint(path, m, ext, cfg))
+            done.append(f"{m}: the {m} extractor of {path}")
+            continue
         from mrpn.training.fer import check_pretrained_v
 
         check_pretrained_v(path, cfg.model, cfg.data)  # FER2013 weights name their extractor and face size
@@ -182,6 +186,42 @@ def load_pretrained_extractors(model: torch.nn.Module, cfg: Config) -> list[str]
                                   f"model (width/channels/stem differ?): {str(e).splitlines()[0][:200]}") from None
         done.append(f"{m}: {path}")
     return done
+
+
+# What F_m is and what it reads, per modality: a checkpoint's F_m fits a run only where these agree.
+EXTRACTOR_KEYS = {
+    registry.V: ("data.face_size", "data.gray", "model.video_extractor", "model.video_width",
+                 "model.video_in_channels", "model.video_stem"),
+    registry.A: ("data.sample_rate", "data.audio_frontend", "data.spec_size", "data.n_fft", "data.hop_length",
+                 "data.segment_s", "model.audio_extractor", "model.audio_width", "model.audio_in_channels",
+                 "model.audio_stem"),
+}
+
+
+def extractor_from_checkpoint(path: str, m: str, ext: torch.nn.Module, cfg: Config) -> dict[str, torch.Tensor]:
+    """F_m's weights from a run's checkpoint (`train.pretrained_<m>=RUN/fold_XX/best.pt`), refused with the
+    differing settings when that run's extractor or input is not this run's (read with weights_only)."""
+    from mrpn.checkpoint import load_checkpoint
+    from mrpn.config import config_from_dict
+
+    ck = load_checkpoint(path)
+    theirs = config_from_dict(ck["config"])
+    diffs = []
+    for key in EXTRACTOR_KEYS.get(m, ()):
+        sec, name = key.split(".")
+        a, b = getattr(getattr(theirs, sec), name), getattr(getattr(cfg, sec), name)
+        if (list(a) if isinstance(a, (tuple, list)) else a) != (list(b) if isinstance(b, (tuple, list)) else b):
+            diffs.append(f"{key}={b} but {path} has {a}")
+    if diffs:
+        raise ConfigError(f"train.pretrained_{m}: the {m} extractor of {path} does not fit this run: " + "; ".join(diffs))
+    prefix = f"branches.{m}.extractor."
+    sd = {k[len(prefix):]: v for k, v in ck["model"].items() if k.startswith(prefix)}
+    want = {k: tuple(v.shape) for k, v in ext.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in sd.items()}
+    if got != want:
+        raise CheckpointError(f"train.pretrained_{m}: {path} has no {m} extractor of this shape "
+                              f"({len(got)} tensors under {prefix!r}, {len(want)} wanted)")
+    return sd
 
 
 # ---------------------------------------------------------------------------------------------
