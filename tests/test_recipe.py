@@ -168,6 +168,32 @@ def test_inner_validation_fold_reports_both_selections(corpus):
     assert m["threads"] >= 1
 
 
+@pytest.mark.slow
+def test_select_last_keeps_the_final_epoch_and_scores_every_head_on_the_inner_actors(corpus):
+    """train.select=last (the shipped model): best.pt is the last epoch, whatever the inner actors say; the
+    inner actors are still scored, per head, with confusion matrices (what a choice between models may use)."""
+    from mrpn.training.checkpoint import load_checkpoint
+    from mrpn.training.run import run_fold
+
+    root, _ = corpus
+    cfg = load_config("cpu", overrides=[
+        "data.face_size=32", "data.spec_size=16x10", "model.audio_width=4", "model.video_width=4",
+        "model.agg_hidden=8", "model.fusion_hidden=8", "train.epochs=3", "train.batch_size=4",
+        "train.inner_val=true", "train.select=last", "data.workers=0", "data.dataset=synth", "model.kind=n2",
+        f"data.cache={root / 'cache'}", f"out={root / 'runs'}", "name=last", "train.early_stop=0"])
+    d = root / "runs" / "last" / "fold_01"
+    m = run_fold(cfg, 1, d, progress=False, log=lambda *a: None)
+    assert m["best_epoch"] == 3 and load_checkpoint(d / "best.pt")["epoch"] == 3
+    assert m["accuracy"] == pytest.approx(m["accuracy_last_epoch"])
+    n = len(m["class_names"])
+    for head in (m, m["modalities"]["v"], m["modalities"]["a"], m["inner"], m["inner"]["modalities"]["a"]):
+        assert len(head["confusion"]) == n and all(len(r) == n for r in head["confusion"])
+    inner_n = sum(map(sum, m["inner"]["confusion"]))
+    assert inner_n > 0 and inner_n == sum(map(sum, m["inner"]["modalities"]["v"]["confusion"]))
+    with pytest.raises(Exception, match="train.select"):
+        load_config("cpu", overrides=["train.select=first"])
+
+
 def test_cv_summary_reports_every_selection(tmp_path):
     from mrpn.training.cv import summarise
 

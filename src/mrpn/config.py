@@ -68,7 +68,7 @@ class TrainConfig:
     lr_patience: int = 10             # halve the lr when val loss has not dropped for this many epochs (5.2)
     lr_factor: float = 0.5
     early_stop: int = 25              # stop when val loss has not dropped for this many epochs (0 = never)
-    select: str = "accuracy"          # best checkpoint by validation "accuracy" or "loss"
+    select: str = "accuracy"          # best checkpoint by validation "accuracy" or "loss", or "last" (no choice)
     seed: int = 0
     precision: str = "auto"           # "auto": bf16 autocast on CPU/CUDA where supported; "fp32"
     channels_last: bool = True
@@ -344,7 +344,7 @@ def validate(cfg: Config) -> None:
         "data.audio_frontend": (cfg.data.audio_frontend, ("linear", "logmel", "ge2e")),
         "model.audio_extractor": (cfg.model.audio_extractor, ("resnet18", "cnn", "ge2e")),
         "model.video_extractor": (cfg.model.video_extractor, ("resnet18", "cnn", "facecnn")),
-        "train.select": (cfg.train.select, ("accuracy", "loss")),
+        "train.select": (cfg.train.select, ("accuracy", "loss", "last")),
     }
     for key, (val, ok) in choices.items():
         if val not in ok:

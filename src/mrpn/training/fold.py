@@ -232,7 +232,9 @@ def _train_epoch(run: FoldRun, epoch: int, t_start: float) -> None:
     sel = ev if run.datasets["select"] is None else _evaluate(run, "select", desc="inner")
     if run.sched is not None:
         run.sched.step(sel["loss"])
-    score = sel.get("accuracy", -sel["loss"]) if t.select == "accuracy" else -sel["loss"]
+    # "last": a fixed-length schedule whose final weights are kept, so no epoch is chosen on any actors
+    score = (epoch if t.select == "last" else sel.get("accuracy", -sel["loss"]) if t.select == "accuracy"
+             else -sel["loss"])
     improved = state["best"] is None or score > state["best"]
     if improved:
         state["best"], state["best_epoch"] = score, epoch
