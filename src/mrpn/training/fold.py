@@ -232,9 +232,7 @@ def _train_epoch(run: FoldRun, epoch: int, t_start: float) -> None:
     sel = ev if run.datasets["select"] is None else _evaluate(run, "select", desc="inner")
     if run.sched is not None:
         run.sched.step(sel["loss"])
-    # "last": a fixed-length schedule whose final weights are kept, so no epoch is chosen on any actors
-    score = (epoch if t.select == "last" else sel.get("accuracy", -sel["loss"]) if t.select == "accuracy"
-             else -sel["loss"])
+    score = _selection_score(t.select, sel, epoch)
     improved = state["best"] is None or score > state["best"]
     if improved:
         state["best"], state["best_epoch"] = score, epoch
@@ -309,6 +307,14 @@ def _final_metrics(run: FoldRun, fold_index: int) -> dict[str, Any]:
         atomic_write_with(run.fold_dir / "features.npz", write)
     atomic_write_json(run.fold_dir / "metrics.json", metrics)
     return metrics
+
+
+def _selection_score(select: str, sel: dict[str, Any], epoch: int) -> float:
+    """Higher is better: inner (or validation) accuracy, minus its loss, or the epoch itself for "last"
+    (a fixed-length schedule whose final weights are kept, so no epoch is chosen on any actors)."""
+    if select == "last":
+        return float(epoch)
+    return sel.get("accuracy", -sel["loss"]) if select == "accuracy" else -sel["loss"]
 
 
 HEAD_KEYS = ("accuracy", "uar", "macro_f1", "confusion", "per_class_recall")
