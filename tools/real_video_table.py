@@ -43,7 +43,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for video, wav, stem in runs(Path(args.root)):
-        cmd = ["predict", str(video), "--json", str(out / f"{stem}.json"), "--plot", str(out / f"{stem}.png"), "--overwrite"]
+        cmd = ["predict", str(video), "--json", str(out / f"{stem}.json"), "--plot", str(out / f"{stem}.png")]
         cmd += ["--audio", str(wav)] if wav else []
         cmd += ["--model", args.model] if args.model else []
         if mrpn(cmd) != 0:
