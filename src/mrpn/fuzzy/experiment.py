@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mrpn import registry
+from mrpn.training.setup import EXTRACTOR_KEYS
 
 
 def _models() -> list[tuple[str, str, str]]:
@@ -93,10 +94,10 @@ PINNED = ("train.schedule=plateau", "train.lr_patience=5", "train.lr_factor=0.5"
 # experiment was frozen (N2 with two width-16 ResNet-18s, docs/RESULTS.md section 4), kept as an asset of
 # their own so that retraining `mrpn-default` (issue 9) does not move the demo or the sweep.
 INIT_ASSET = "demo-init.safetensors"
-# What an extractor is and what it reads: must match INIT_ASSET's model for its weights to fit.
-BRANCH_KEYS = ("data.audio_frontend", "data.spec_size", "data.n_fft", "data.hop_length", "data.segment_s",
-               "model.audio_extractor", "model.audio_width", "model.audio_in_channels", "model.audio_stem",
-               "model.video_extractor", "model.video_width", "model.video_in_channels", "model.video_stem")
+# What an extractor is and what it reads (training.setup.EXTRACTOR_KEYS): must match INIT_ASSET's model for
+# its weights to fit; the face size, grey faces and sample rate are the experiment's own (overrides below).
+_OWN = ("data.face_size", "data.gray", "data.sample_rate")
+BRANCH_KEYS = tuple(k for keys in EXTRACTOR_KEYS.values() for k in keys if k not in _OWN)
 
 
 @lru_cache(maxsize=1)
