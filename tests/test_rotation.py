@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from media_factory import write_video
 
-from mrpn.data.media import VideoReader
+from mrpn.data.media import VideoReader, probe
 
 
 def _drawn_face(cx: float, cy: float, ax: int = 44, ay: int = 58):
@@ -56,6 +56,8 @@ def test_display_matrix_turns_frames_upright(tmp_path, turns):
                 assert f.y.shape == (64, 48) and f.u.shape == (32, 24)
         ys, xs = np.nonzero(img[:, :, 0] > 128)
         assert ys.max() < 16 and xs.max() < 28           # the marker is back at the top left
+    info = probe(p)                                      # the header reader says the same as the decoder
+    assert (info.height, info.width, info.rotation) == (64, 48, 90 * turns)
 
 
 @pytest.fixture(scope="module")

@@ -76,22 +76,40 @@ class MediaInfo:
     duration_s: float = 0.0
     audio_rate: int = 0
     audio_channels: int = 0
+    rotation: int = 0          # degrees counter-clockwise that make frames upright; width/height are upright
 
 
 def probe(path: str | os.PathLike) -> MediaInfo:
-    """Streams, size, rate and duration from the container header (no decoding)."""
+    """Streams, size, rate and duration from the container header. Width and height are those of the
+    upright picture, as `VideoReader` yields it: the display rotation (phones store portrait video as
+    landscape pixels) is read from the first decoded frame, the only frame decoded."""
     with _open(path) as c:
         vs = c.streams.video[0] if c.streams.video else None
         aus = c.streams.audio[0] if c.streams.audio else None
         duration = float(c.duration) / 1e6 if c.duration else 0.0
+        w, h = (int(vs.codec_context.width), int(vs.codec_context.height)) if vs else (0, 0)
+        turns = _first_frame_turns(c, vs) if vs else 0
+        if turns % 2:
+            w, h = h, w
         info = MediaInfo(
             path=str(path), format=c.format.name, has_video=vs is not None, has_audio=aus is not None,
-            width=int(vs.codec_context.width) if vs else 0, height=int(vs.codec_context.height) if vs else 0,
-            fps=_stream_fps(vs) if vs else 0.0, n_frames=int(vs.frames or 0) if vs else 0,
+            width=w, height=h, fps=_stream_fps(vs) if vs else 0.0, n_frames=int(vs.frames or 0) if vs else 0,
             duration_s=duration, audio_rate=int(aus.rate or 0) if aus else 0,
-            audio_channels=int(aus.channels or 0) if aus else 0,
+            audio_channels=int(aus.channels or 0) if aus else 0, rotation=turns * 90,
         )
     return info
+
+
+def _first_frame_turns(c, vs) -> int:
+    """Quarter turns of the first frame (0 when it cannot be decoded: probe reports what the header says)."""
+    import av
+
+    try:
+        for frame in c.decode(vs):
+            return quarter_turns(frame)
+    except (av.error.FFmpegError, ValueError):
+        pass
+    return 0
 
 
 def _stream_fps(vs) -> float:
