@@ -30,3 +30,24 @@ def test_demo_quick_learns_and_reports(tmp_path, capsys):
     assert len(list((out / "report" / "p00").glob("confusion_*.png"))) == 6
     ex = json.loads((out / "report" / "example.json").read_text())
     assert ex["prediction"]["label"] in ex["prediction"]["classes"] and "label" in ex["clip"]
+
+
+def _summary(clean: dict, fuzzy: dict) -> dict:
+    return {"accuracy": {lv: {n: {"clean": {"mean": v}} for n, v in accs.items()}
+                         for lv, accs in (("p00", clean), ("p30", fuzzy))}}
+
+
+def test_demo_summary_says_what_the_numbers_say():
+    """The summary's verdicts follow the measured accuracies, in either direction."""
+    from mrpn.demo import _summary_text
+    from mrpn.fuzzy.experiment import FUSION, MODELS, MRPN
+
+    names = [n for n, _, _ in MODELS]
+    good = dict(zip(names, [0.5, 0.4, 0.6, 0.62, 0.63, 0.7]))
+    text = " ".join(_summary_text(_summary(good, {n: v - (0.01 if n == MRPN else 0.1) for n, v in good.items()}), 0.3))
+    assert "together beat either alone" in text and "this run agrees" in text
+    bad = {n: (0.3 if n in FUSION else 0.8) for n in names}
+    worse = {n: v - (0.01 if n == FUSION[0] else 0.2) for n, v in bad.items()}
+    text = " ".join(_summary_text(_summary(bad, worse), 0.3))
+    assert "did not beat the best single modality" in text and "together beat" not in text
+    assert "this run agrees" not in text and "N0 late did" in text
