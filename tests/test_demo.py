@@ -13,7 +13,7 @@ def test_demo_quick_learns_and_reports(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "5/5 predict" in text and "whole file:" in text and "Clean training: the best model is" in text
+    assert "5/5 predict" in text and "whole file:" in text and "Clean training: the best fusion model is" in text
     res = json.loads((out / "report" / "results.json").read_text())
     acc = res["summary"]["accuracy"]
     clean = {m: acc["p00"][m]["clean"]["mean"] for m in acc["p00"]}
