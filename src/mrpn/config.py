@@ -77,6 +77,8 @@ class TrainConfig:
     pretrained_v: str = ""            # extractor weights (safetensors) from `mrpn pretrain visual`
     pretrained_a: str = ""            # extractor weights from `mrpn pretrain audio`; "resemblyzer": GE2E's
     freeze_extractors: str = ""       # modalities whose F_m stays fixed ("a", "v", "v,a"): a probe
+    feature_views: int = 0            # fixed F_m: run it once per augmented view, not per epoch (0 = off)
+    feature_cache: str = ""           # folder keeping those views between runs ("" = in memory only)
     unimodal_runs: dict = field(default_factory=dict)  # late fusion: {"v": RUN_DIR, "a": RUN_DIR}
     save_features: bool = True        # write validation features.npz for t-SNE
 
@@ -304,6 +306,7 @@ LEGACY_DEFAULTS: dict[str, Any] = {
     "data.face_margin": 0.25,
     "train.schedule": "plateau", "train.warmup_epochs": 0.0, "train.label_smoothing": 0.0,
     "train.mixup": 0.0, "train.inner_val": False, "train.threads": 0, "train.freeze_extractors": "",
+    "train.feature_views": 0, "train.feature_cache": "",
 }
 
 
@@ -358,6 +361,7 @@ def validate(cfg: Config) -> None:
     if unknown:
         raise ConfigError(f"train.freeze_extractors={cfg.train.freeze_extractors!r}: {cfg.model.kind} has the "
                           f"modalities {', '.join(registry.modalities_of(cfg.model.kind))}")
+    _validate_feature_views(cfg, frozen)
     if cfg.data.segment_hop_s <= 0 or cfg.data.segment_s <= 0:
         raise ConfigError("data.segment_s and data.segment_hop_s must be > 0")
     if cfg.train.batch_size < 1 or cfg.train.epochs < 1:
@@ -368,6 +372,19 @@ def validate(cfg: Config) -> None:
         for x in (v if isinstance(v, tuple) else (v,)):
             if not (low <= x <= high) or x != x:     # x != x: NaN
                 raise ConfigError(f"{key}={v!r}: must be in {low:g}..{high:g}")
+
+
+def _validate_feature_views(cfg: Config, frozen: list[str]) -> None:
+    """Cached extractor features (training/feature_cache.py) need every F_m fixed and unmixed inputs."""
+    if not cfg.train.feature_views:
+        return
+    mods = registry.modalities_of(cfg.model.kind)
+    if cfg.train.strategy != "late" and sorted(frozen) != sorted(mods):
+        raise ConfigError(f"train.feature_views needs every extractor fixed: add "
+                          f"train.freeze_extractors={','.join(mods)} (or train.strategy=late)")
+    if cfg.train.mixup:
+        raise ConfigError("train.feature_views and train.mixup exclude each other: mixup mixes the inputs "
+                          "of F_m, which the cached features skip")
 
 
 def _validate_ge2e(cfg: Config) -> None:
@@ -392,6 +409,7 @@ RANGES: tuple[tuple[str, float, float], ...] = (
     ("data.paired_faces", 1, 1024), ("data.segment_s", 0.01, 60), ("data.segment_hop_s", 0.01, 60),
     ("train.lr", 1e-12, 10), ("train.weight_decay", 0, 10), ("train.lr_patience", 0, 1 << 20),
     ("train.lr_factor", 1e-6, 1), ("train.early_stop", 0, 1 << 20), ("train.grad_clip", 0, 1e9),
+    ("train.feature_views", 0, 10_000),
     ("model.n_classes", 1, 100_000), ("model.agg_hidden", 1, 1 << 16), ("model.agg_layers", 1, 64),
     ("model.agg_heads", 1, 1024), ("model.agg_max_len", 1, 1 << 20), ("model.fusion_hidden", 1, 1 << 16),
     ("model.dropout", 0, 0.999), ("model.agg_dropout", 0, 0.999), ("model.video_width", 1, 4096),

@@ -159,6 +159,10 @@ def _make_training(run: FoldRun) -> None:
 
     run.datasets = {"train": dataset(d.train, True), "val": dataset(D.shard(d.val, info), False),
                     "select": dataset(D.shard(d.select, info), False) if d.select else None}
+    if cfg.train.feature_views:  # every F_m fixed: run it once per view, not once per epoch
+        from mrpn.training.feature_cache import cached_datasets
+
+        run.datasets = cached_datasets(run.datasets, run.core, cfg, run.log)
     params = [p for p in run.model.parameters() if p.requires_grad]
     run.opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     run.sched, run.step_sched = make_scheduler(cfg, run.opt, len(make_loader(run.datasets["train"], cfg, True, 1,
