@@ -57,3 +57,33 @@ def test_a_run_without_that_branch_is_refused(tmp_path):
     cfg = load_config("cpu", overrides=["model.kind=n2", "model.n_classes=7", f"train.pretrained_a={path}"])
     with pytest.raises(CheckpointError, match="no a extractor"):
         load_pretrained_extractors(build_model(cfg.model), cfg)
+
+
+def test_a_run_folder_gives_each_fold_its_own_extractor_and_refuses_another_split(tmp_path):
+    """`train.pretrained_a=RUN_DIR` (the paired benchmark on 12 folds): fold k starts from that run's
+    fold_k/best.pt, which must have tested on fold k's actors, so it never trained on them."""
+    import json
+
+    run = tmp_path / "am_run"
+    ams = {}
+    for k in (1, 2):
+        (run / f"fold_{k:02d}").mkdir(parents=True)
+        ams[k], path = _am_checkpoint(run / f"fold_{k:02d}")
+        torch.manual_seed(10 + k)
+        for p in ams[k].branches["a"].extractor.parameters():     # two folds, two different extractors
+            p.data.normal_()
+        save_checkpoint(path, {"model": ams[k].state_dict(), "config": torch.load(path)["config"], "epoch": 3,
+                               "classes": list("abcdefgh")})
+    (run / "fold_01" / "metrics.json").write_text(json.dumps({"val_actors": ["01", "02"]}))
+    (run / "fold_02" / "metrics.json").write_text(json.dumps({"val_actors": ["03", "04"]}))
+    cfg = load_config("cpu", overrides=["model.kind=n2", "model.n_classes=7", f"train.pretrained_a={run}"])
+    n2 = build_model(cfg.model)
+    assert load_pretrained_extractors(n2, cfg, 2, ["04", "03"]) == [f"a: the a extractor of {run / 'fold_02' / 'best.pt'}"]
+    theirs = ams[2].branches["a"].extractor.state_dict()
+    assert all(torch.equal(v, theirs[k]) for k, v in n2.branches["a"].extractor.state_dict().items())
+    with pytest.raises(ConfigError, match="may have trained on this fold's test actors"):
+        load_pretrained_extractors(n2, cfg, 1, ["03", "04"])
+    with pytest.raises(ConfigError, match="no finished fold"):
+        load_pretrained_extractors(n2, cfg, 3, ["05", "06"])
+    with pytest.raises(ConfigError, match="run folder"):
+        load_pretrained_extractors(n2, cfg)

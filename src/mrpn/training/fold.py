@@ -122,7 +122,7 @@ def run_fold(cfg: Config, fold_index: int, fold_dir: Path, progress: bool = True
     if cfg.train.strategy == "late" and not test_only:
         _prepare_late(cfg, model, fold_index, fold_dir, progress, log)
     else:
-        for line in load_pretrained_extractors(model, cfg):
+        for line in load_pretrained_extractors(model, cfg, fold_index, list(data.fold.val_actors)):
             log(f"  pretrained extractor {line}")
     frozen = registry.modality_list(cfg.train.freeze_extractors)
     if frozen:

@@ -2,6 +2,7 @@
 split, loaders), its model (build, pretrained extractors), its schedule and how the epoch was chosen."""
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -149,7 +150,10 @@ def build(cfg: Config, n_classes: int) -> torch.nn.Module:
     return build_model(replace(cfg.model, n_classes=n_classes))
 
 
-def load_pretrained_extractors(model: torch.nn.Module, cfg: Config) -> list[str]:
+def load_pretrained_extractors(model: torch.nn.Module, cfg: Config, fold_index: int | None = None,
+                               val_actors: list[str] | None = None) -> list[str]:
+    """F_m from `train.pretrained_<m>`: a safetensors file, a run's checkpoint, a run folder (the same
+    fold's best.pt, for `cv`) or "resemblyzer". Returns one line per extractor loaded."""
     from mrpn.checkpoint import load_safetensors_checked
 
     done = []
@@ -167,6 +171,8 @@ def load_pretrained_extractors(model: torch.nn.Module, cfg: Config) -> list[str]
                 raise ConfigError(str(e)) from None
             done.append(f"{m}: GE2E speaker encoder from {weights_path()}")
             continue
+        if Path(path).is_dir():
+            path = fold_checkpoint(path, m, fold_index, val_actors)
         if not Path(path).is_file():
             raise ConfigError(f"pretrained weights not found: {path}")
         if Path(path).suffix == ".pt":  # a trained run's checkpoint (an AM's best.pt, say): its F_m
@@ -196,6 +202,22 @@ EXTRACTOR_KEYS = {
                  "data.segment_s", "model.audio_extractor", "model.audio_width", "model.audio_in_channels",
                  "model.audio_stem"),
 }
+
+
+def fold_checkpoint(run_dir: str, m: str, fold_index: int | None, val_actors: list[str] | None) -> str:
+    """`train.pretrained_<m>=RUN_DIR`: that run's best.pt of the same fold. Its fold must have tested on
+    this fold's actors: then it trained on none of them, and each fold starts from its own extractor."""
+    if fold_index is None:
+        raise ConfigError(f"train.pretrained_{m}={run_dir} is a run folder (one checkpoint per fold): name a "
+                          f"file, such as {run_dir}/fold_01/best.pt")
+    fd = Path(run_dir) / f"fold_{fold_index:02d}"
+    if not (fd / "best.pt").is_file() or not (fd / "metrics.json").is_file():
+        raise ConfigError(f"train.pretrained_{m}: {fd} holds no finished fold (best.pt and metrics.json)")
+    theirs = json.loads((fd / "metrics.json").read_text()).get("val_actors")
+    if val_actors is not None and sorted(map(str, theirs or [])) != sorted(map(str, val_actors)):
+        raise ConfigError(f"train.pretrained_{m}: {fd} tested on actors {theirs}, this fold on {list(val_actors)}: "
+                          f"its extractor may have trained on this fold's test actors")
+    return str(fd / "best.pt")
 
 
 def extractor_from_checkpoint(path: str, m: str, ext: torch.nn.Module, cfg: Config) -> dict[str, torch.Tensor]:
