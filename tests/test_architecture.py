@@ -27,7 +27,7 @@ NAMES_EXCEPTIONS = {
 LAYERS = [
     ("io", "progress", "features", "argtypes"),
     ("registry", "checkpoint"),
-    ("config",),
+    ("config", "config_checks"),
     ("data",),
     ("models",),
     ("training", "evaluation", "baselines"),
