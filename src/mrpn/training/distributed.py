@@ -7,6 +7,7 @@ gathered, so metrics are those of one process on the same data; only rank 0 logs
 """
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -40,11 +41,21 @@ def setup(device_name: str = "auto") -> tuple[DistInfo, torch.device | None]:
     use_cuda = torch.cuda.is_available() and device_name in ("auto", "cuda") or device_name.startswith("cuda")
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        # Without an explicit destroy, gloo's worker threads can outlive the interpreter and abort the
+        # process at exit ("terminate called without an active exception", pytorch#190489): a
+        # finished, correct run would then exit non-zero.
+        atexit.register(teardown)
     device = None
     if use_cuda:
         torch.cuda.set_device(local)
         device = torch.device("cuda", local)
     return DistInfo(rank, world, local), device
+
+
+def teardown() -> None:
+    """Leave the process group while the interpreter is still alive (registered by `setup`)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def barrier(info: DistInfo) -> None:
