@@ -106,6 +106,8 @@ class FeatureViewDataset(Dataset):
     def _key(self, view: int) -> str:
         b = self.base
         data = {k: v for k, v in _jsonable(vars(b.cfg)).items() if k != "workers"}
+        # keyed by the whole modality set, not per modality: a clip's augmentation draws (time shift,
+        # AO offset) are shared by its streams, so VM's face views are not N2's face views
         spec = {"data": data, "modalities": list(b.modalities), "train": b.train,
                 "seed": b.seed, "view": view, "indices": list(b.indices), "extractors": self._digests}
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:24]
@@ -114,7 +116,7 @@ class FeatureViewDataset(Dataset):
         if view in self._store:
             return self._store[view]
         path = self.cache_dir / f"{self._key(view)}.pt" if self.cache_dir else None
-        items = _load(path) if path is not None and path.is_file() else None
+        items = _load(path, self.log) if path is not None and path.is_file() else None
         if items is None or len(items) != len(self.base):
             items = self._compute(view)
             if path is not None:
@@ -160,11 +162,11 @@ def _element_features(extractor: torch.nn.Module, x: torch.Tensor, lengths: torc
     return [f.cpu() for f in out.float().split([int(n) for n in lengths])]
 
 
-def _load(path: Path) -> list[dict[str, Any]] | None:
+def _load(path: Path, log: Callable[..., None]) -> list[dict[str, Any]] | None:
     try:
         return torch.load(path, weights_only=True)
     except Exception as e:  # a damaged cache file is recomputed, never trusted
-        print(f"  feature cache {path} unreadable ({type(e).__name__}); computing it again")
+        log(f"  feature cache {path} unreadable ({type(e).__name__}); computing it again")
         return None
 
 
