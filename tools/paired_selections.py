@@ -1,0 +1,52 @@
+"""The three selections (inner / last epoch / test fold) of the paired benchmark's runs, on the folds that
+every run has finished (docs/RESULTS.md section 3). Reads each run's summary.json (`mrpn cv`).
+
+    python3 tools/paired_selections.py runs/paired2_vm runs/paired2_am runs/paired2_n0_late \
+        runs/paired2_n0_e2e runs/paired2_n1_e2e runs/paired2_n2_e2e --json docs/results/paired_v2/selections.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+KEYS = [("accuracy_inner_selected", "epoch chosen on the inner actors"), ("accuracy_last_epoch", "last epoch"),
+        ("accuracy_test_selected", "epoch chosen on the test fold (paper's selection)")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--json", type=Path, help="also write the table as JSON here")
+    a = ap.parse_args(argv)
+    try:
+        summaries = {r.name: json.loads((r / "summary.json").read_text()) for r in a.runs}
+    except (OSError, ValueError) as e:
+        print(f"paired_selections: {e}", file=sys.stderr)
+        return 1
+    per_run = [set(s[k]["per_fold"]) for s in summaries.values() for k, _ in KEYS]
+    folds = [f for f in next(iter(summaries.values()))[KEYS[0][0]]["per_fold"] if all(f in p for p in per_run)]
+    out = {"folds": folds, "std": "population (ddof 0), as mrpn cv summaries", "runs": {}}
+    print(f"folds finished by every run: {', '.join(folds)}\n")
+    print("| run | " + " | ".join(label for _, label in KEYS) + " |")
+    print("| --- |" + " ---: |" * len(KEYS))
+    for name, s in summaries.items():
+        row = {}
+        for k, _ in KEYS:
+            v = np.array([s[k]["per_fold"][f] for f in folds], dtype=float)
+            row[k] = {"mean": float(v.mean()), "std": float(v.std()), "per_fold": dict(zip(folds, v.tolist()))}
+        out["runs"][name] = row
+        print(f"| {name} | " + " | ".join(f"{100 * row[k]['mean']:.1f} ± {100 * row[k]['std']:.1f} %"
+                                           for k, _ in KEYS) + " |")
+    if a.json:
+        tmp = a.json.with_suffix(".tmp")
+        tmp.write_text(json.dumps(out, indent=1) + "\n")
+        tmp.replace(a.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
