@@ -42,9 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | " + " | ".join(f"{100 * row[k]['mean']:.1f} ± {100 * row[k]['std']:.1f} %"
                                            for k, _ in KEYS) + " |")
     if a.json:
-        tmp = a.json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(out, indent=1) + "\n")
-        tmp.replace(a.json)
+        from mrpn.io import atomic_write_json
+        atomic_write_json(a.json, out)
     return 0
 
 
