@@ -25,7 +25,7 @@ NAMES_EXCEPTIONS = {
 
 # Import layers: a module may import its own layer or lower ones, never a higher one.
 LAYERS = [
-    ("io", "progress", "features", "argtypes"),
+    ("io", "progress", "features", "argtypes", "provenance"),
     ("registry", "checkpoint"),
     ("config", "config_checks"),
     ("data",),

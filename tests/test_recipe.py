@@ -166,6 +166,9 @@ def test_inner_validation_fold_reports_both_selections(corpus):
     assert all("inner_accuracy" in r for r in hist)
     assert m["accuracy_test_selected"] >= m["accuracy_inner_selected"]
     assert m["threads"] >= 1
+    # what the run was computed on: without it, two runs that differ cannot be told from a bug
+    assert m["machine"]["torch"] == m["torch"] and m["machine"]["cpus"] >= 1
+    assert {"cpu", "cpu_capability", "numpy", "python"} <= set(m["machine"])
 
 
 @pytest.mark.slow

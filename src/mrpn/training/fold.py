@@ -19,6 +19,7 @@ from mrpn import registry
 from mrpn.config import Config, ConfigError, config_from_dict
 from mrpn.data.face_geometry import training_face_margin
 from mrpn.io import atomic_write_json
+from mrpn.provenance import machine_record
 from mrpn.training import distributed as D
 from mrpn.training.checkpoint import (CheckpointError, check_compatible, load_checkpoint, load_model_weights,
                                       save_checkpoint)
@@ -287,7 +288,7 @@ def _final_metrics(run: FoldRun, fold_index: int) -> dict[str, Any]:
         "n_val": len(d.val), "world_size": run.info.world,
         "epochs": state["epoch"], "best_epoch": ck.get("epoch", state["best_epoch"]),
         "wall_time_s": round(state["wall_time_s"], 2), "val_loss": ev["loss"],
-        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": machine_record(),
     })
     metrics.update(selection_summary(state["history"], d.inner, metrics["best_epoch"]))
     if "side_pred" in ev:
