@@ -7,7 +7,10 @@
 set -euo pipefail
 FOLDS=${FOLDS:-1-12}
 OUT=${OUT:-docs/results/paired_v2}
-C=(--config configs/paired_v2.yaml --folds "$FOLDS" --quiet)
+# EXTRA: more arguments for every cv command, e.g. EXTRA="--set train.pretrained_a=OTHER_AM_RUN" (a fold whose
+# AM checkpoint lives in another run folder)
+read -ra EXTRA_ARGS <<< "${EXTRA:-}"
+C=(--config configs/paired_v2.yaml --folds "$FOLDS" --quiet "${EXTRA_ARGS[@]}")
 mrpn cv "${C[@]}" --model vm --name paired2_vm --set train.freeze_extractors=v
 mrpn cv "${C[@]}" --model am --name paired2_am --set train.freeze_extractors=a
 mrpn cv "${C[@]}" --model n0 --strategy late --name paired2_n0_late \
