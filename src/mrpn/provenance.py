@@ -3,6 +3,7 @@ library versions (float reductions in BLAS/oneDNN kernels follow the CPU's vecto
 metrics.json records them: two runs that differ can then be told apart from a bug."""
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,7 @@ def cpu_model() -> str:
 
 def machine_record() -> dict[str, Any]:
     """CPU model, the vector instructions torch dispatches to, core count and library versions."""
-    import os
-
-    import numpy
+    import numpy  # lazily: this module sits in the lowest layer, imported by light tools too
     import torch
 
     return {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
