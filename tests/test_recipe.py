@@ -117,6 +117,30 @@ def test_schedules_rise_and_fall():
     assert per_step is None and isinstance(per_epoch, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
 
+def test_extractor_lr_scale_puts_every_extractor_in_a_slower_group_through_the_schedule():
+    from mrpn.models.build import build_model
+    from mrpn.training.setup import make_scheduler, optimizer_groups
+
+    cfg = load_config("cpu", overrides=["model.kind=n2", "train.schedule=onecycle", "train.epochs=2",
+                                        "train.lr=1e-2", "train.extractor_lr_scale=0.1"])
+    net = build_model(cfg.model)
+    groups = optimizer_groups(net, cfg)
+    ext = {id(p) for b in net.branches.values() for p in b.extractor.parameters()}
+    assert [g["lr"] for g in groups] == [1e-2, pytest.approx(1e-3)]
+    assert {id(p) for p in groups[1]["params"]} == ext and not ext & {id(p) for p in groups[0]["params"]}
+    assert sum(len(g["params"]) for g in groups) == len(list(net.parameters()))
+    opt = torch.optim.AdamW(groups, lr=cfg.train.lr)
+    _, sched = make_scheduler(cfg, opt, steps_per_epoch=10)
+    peaks = [0.0, 0.0]
+    for _ in range(20):
+        peaks = [max(pk, g["lr"]) for pk, g in zip(peaks, opt.param_groups)]
+        opt.step()
+        sched.step()
+    assert peaks[0] == pytest.approx(1e-2, rel=0.05) and peaks[1] == pytest.approx(1e-3, rel=0.05)
+    one = optimizer_groups(net, load_config("cpu", overrides=["model.kind=n2"]))  # the default: one group
+    assert len(one) == 1 and len(one[0]["params"]) == len(list(net.parameters()))
+
+
 def test_configs_saved_before_the_recipe_keep_their_meaning():
     """A checkpoint's config without the new keys means linear spectrograms, ResNet-18, plateau."""
     d = load_config("cpu").to_dict()

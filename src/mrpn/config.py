@@ -79,6 +79,7 @@ class TrainConfig:
     freeze_extractors: str = ""       # modalities whose F_m stays fixed ("a", "v", "v,a"): a probe
     feature_views: int = 0            # fixed F_m: run it once per augmented view, not per epoch (0 = off)
     feature_cache: str = ""           # folder keeping those views between runs ("" = in memory only)
+    extractor_lr_scale: float = 1.0   # every F_m trains at lr x this (0.1: fine-tune a pretrained F_m gently)
     unimodal_runs: dict = field(default_factory=dict)  # late fusion: {"v": RUN_DIR, "a": RUN_DIR}
     save_features: bool = True        # write validation features.npz for t-SNE
 
@@ -308,7 +309,7 @@ LEGACY_DEFAULTS: dict[str, Any] = {
     "data.face_margin": 0.25,
     "train.schedule": "plateau", "train.warmup_epochs": 0.0, "train.label_smoothing": 0.0,
     "train.mixup": 0.0, "train.inner_val": False, "train.threads": 0, "train.freeze_extractors": "",
-    "train.feature_views": 0, "train.feature_cache": "",
+    "train.feature_views": 0, "train.feature_cache": "", "train.extractor_lr_scale": 1.0,
 }
 
 

@@ -79,7 +79,7 @@ RANGES: tuple[tuple[str, float, float], ...] = (
     ("data.paired_faces", 1, 1024), ("data.segment_s", 0.01, 60), ("data.segment_hop_s", 0.01, 60),
     ("train.lr", 1e-12, 10), ("train.weight_decay", 0, 10), ("train.lr_patience", 0, 1 << 20),
     ("train.lr_factor", 1e-6, 1), ("train.early_stop", 0, 1 << 20), ("train.grad_clip", 0, 1e9),
-    ("train.feature_views", 0, 10_000),
+    ("train.feature_views", 0, 10_000), ("train.extractor_lr_scale", 0, 100),
     ("model.n_classes", 1, 100_000), ("model.agg_hidden", 1, 1 << 16), ("model.agg_layers", 1, 64),
     ("model.agg_heads", 1, 1024), ("model.agg_max_len", 1, 1 << 20), ("model.fusion_hidden", 1, 1 << 16),
     ("model.dropout", 0, 0.999), ("model.agg_dropout", 0, 0.999), ("model.video_width", 1, 4096),

@@ -25,8 +25,8 @@ from mrpn.training.checkpoint import (CheckpointError, check_compatible, load_ch
                                       save_checkpoint)
 from mrpn.training.loop import evaluate, pick_device, train_one_epoch
 from mrpn.training.setup import (build, fold_indices, load_pretrained_extractors, make_loader, make_scheduler,
-                                 make_source, protocol_val_actors, resolve_protocol, run_label, seed_everything,
-                                 selection_summary, split_inner)
+                                 make_source, optimizer_groups, protocol_val_actors, resolve_protocol, run_label,
+                                 seed_everything, selection_summary, split_inner)
 
 
 @dataclass
@@ -164,8 +164,8 @@ def _make_training(run: FoldRun) -> None:
         from mrpn.training.feature_cache import cached_datasets
 
         run.datasets = cached_datasets(run.datasets, run.core, cfg, run.log)
-    params = [p for p in run.model.parameters() if p.requires_grad]
-    run.opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    run.opt = torch.optim.AdamW(optimizer_groups(run.core, cfg), lr=cfg.train.lr,
+                                weight_decay=cfg.train.weight_decay)
     run.sched, run.step_sched = make_scheduler(cfg, run.opt, len(make_loader(run.datasets["train"], cfg, True, 1,
                                                                               info)))
     if run.device.type == "cuda" and cfg.train.precision != "fp32" and not torch.cuda.is_bf16_supported():
