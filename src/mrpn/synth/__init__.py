@@ -10,7 +10,8 @@ from .face_render import render_face
 from .plan import (DEFAULT_CLASSES, DEFAULT_SAMPLE_RATE, MANIFEST_HEADER, RAVDESS_CLASSES, SYNTH_VERSION,
                    ActorParams, ClipPlan, check_classes, make_actor, make_actors, plan_corpus)
 from .render import render_clip, write_mp4
-from .voice import VoiceParams, random_voice_params, synth_voice
+from .voice import VoiceParams, random_voice_params
+from .voice_render import synth_voice
 
 __all__ = [
     "generate_corpus", "plan_corpus", "render_clip", "render_face", "synth_voice", "write_mp4", "make_actor",

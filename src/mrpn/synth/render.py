@@ -14,7 +14,8 @@ from mrpn.io import atomic_path
 from .face import NEUTRAL_EXPRESSION, blend, clamp_expression, emotion_expression
 from .face_render import render_face
 from .plan import ClipPlan
-from .voice import plan_utterance, synth_voice
+from .voice import plan_utterance
+from .voice_render import synth_voice
 
 
 # nuisance ranges (v2): recording level of the voice (dB RMS), light gain and gradient strength
