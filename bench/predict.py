@@ -2,11 +2,15 @@
 PyTorch and ONNX Runtime, against a naive baseline in the same process (the same detector on every
 full-resolution frame).
 
-    python bench/predict.py [--model CKPT] [--data ../shared/data] [--repeat 3]
+    python bench/predict.py [--model CKPT] [--data ../shared/data] [--repeat 3] [--out results.json]
+
+With --out the table is also written as JSON (with the load average before and after and the machine),
+the committed source of the figures in docs/PERFORMANCE.md.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -21,7 +25,9 @@ def main() -> None:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=None, help="also write the results here as JSON")
     args = ap.parse_args()
+    load_before = [round(x, 2) for x in os.getloadavg()]
     import torch
 
     torch.set_num_threads(args.threads)
@@ -59,6 +65,24 @@ def main() -> None:
     base = rows["naive (torch, detect every full-res frame)"][1]
     print(f"median speed-up over naive: torch {base / rows['torch'][1]:.2f}x, onnx {base / rows['onnx'][1]:.2f}x; "
           f"model part onnx vs torch {rows['torch'][3] / rows['onnx'][3]:.2f}x")
+    if args.out:
+        _write(args, rows, videos, dur, load_before)
+
+
+def _write(args: argparse.Namespace, rows: dict, videos: list[Path], dur: float, load_before: list[float]) -> None:
+    from mrpn.io import atomic_write_json
+    from mrpn.provenance import machine_record
+
+    keys = ("best_s", "median_s", "read_median_s", "model_median_s", "real_time_factor_median")
+    base = rows["naive (torch, detect every full-res frame)"][1]
+    atomic_write_json(Path(args.out), {
+        "model": args.model or "shipped (mrpn-default)", "clips": [v.name for v in videos],
+        "clip_s": round(dur, 2), "repeat": args.repeat, "threads": args.threads,
+        "variants": {name: dict(zip(keys, (round(x, 4) for x in r))) for name, r in rows.items()},
+        "median_speedup_over_naive": {n: round(base / rows[n][1], 3) for n in ("torch", "onnx")},
+        "load_avg_before": load_before, "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+        "machine": machine_record()})
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -43,3 +43,16 @@ def test_shipped_model_on_real_ravdess_videos(shared_data):
         # 02-... files are video-only: their audio track is silent, so the face head predicts alone
         assert r["modalities_used"] == (["v"] if v.name.startswith("02-") else ["v", "a"]), (v.name, r["notes"])
         assert r["label"] in r["classes"]
+
+
+def test_shipped_model_exports_to_onnx_and_matches_pytorch(tmp_path):
+    """`mrpn export` with no --model: every modality set of the shipped model, checked by onnxruntime
+    against PyTorch on shapes unlike the export's (its FaceCNN F_v once failed to export)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from mrpn.inference.export import export_onnx
+
+    meta = export_onnx(None, str(tmp_path), log=lambda *_: None)
+    assert set(meta["graphs"]) == {"va", "v", "a"}
+    for g in meta["graphs"].values():
+        assert (tmp_path / g["file"]).is_file() and g["max_abs_diff_probabilities"] < 1e-4

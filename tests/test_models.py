@@ -536,3 +536,41 @@ def test_onnx_export_with_dynamic_batch_and_length(agg, skip_padded, tmp_path):
     with torch.no_grad():
         want = wrapped(*(other[k] for k in names))
     torch.testing.assert_close(torch.from_numpy(got), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("face", [48, 96, 64])
+def test_facecnn_branch_exports_to_onnx_with_the_adaptive_pools_values(face, tmp_path):
+    """The shipped model's F_v (FaceCNN) under the exporter's dynamic batch and length, for a 3 x 3 map
+    (48 px faces, the pool is the identity), a 6 x 6 one (equal windows) and a 4 x 4 one (unequal)."""
+    from mrpn.models.facecnn import FaceCNN
+
+    ext = FaceCNN(1, 8)
+    side = face // 16  # the map FaceCNN pools
+    m = torch.randn(2, 8, side, side)
+    torch.testing.assert_close(ext._pool3(m), ext.pool(m), rtol=0, atol=1e-6)
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    net = build_model(tiny_cfg("vm", video_extractor="facecnn", video_in_channels=1)).eval()
+
+    class Scores(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, v, v_len):
+            return self.net({"v": v, "v_len": v_len})["scores"]
+
+    wrapped = Scores(net).eval()
+    g = torch.Generator().manual_seed(0)
+    v, v_len = torch.randn(2, 3, 1, face, face, generator=g), torch.tensor([3, 2])
+    path = tmp_path / "vm.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapped, (v, v_len), str(path), dynamo=False, input_names=["v", "v_len"],
+                          output_names=["scores"], opset_version=17,
+                          dynamic_axes={"v": {0: "B", 1: "T"}, "v_len": {0: "B"}})
+    v2, len2 = torch.randn(4, 5, 1, face, face, generator=g), torch.tensor([5, 1, 3, 5])
+    got = ort.InferenceSession(str(path)).run(None, {"v": v2.numpy(), "v_len": len2.numpy()})[0]
+    with torch.no_grad():
+        want = wrapped(v2, len2)
+    torch.testing.assert_close(torch.from_numpy(got), want, rtol=1e-4, atol=1e-4)

@@ -55,7 +55,7 @@ class FaceCNN(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.flatten(self.pool(self.features(x)), 1)
+        x = torch.flatten(self._pool3(self.features(x)), 1)
         lin, bn, relu = self.fc
         h = lin(self.drop(x))
         if self.training and h.shape[0] == 1:
@@ -64,3 +64,20 @@ class FaceCNN(nn.Module):
         else:
             h = bn(h)
         return relu(h)
+
+    def _pool3(self, x: torch.Tensor) -> torch.Tensor:
+        """The 3x3 average pool, written so that ONNX export works: the exporter cannot size an adaptive
+        pool whose input it sees with dynamic dims (frames come folded as [B*T, ...]), so the map's
+        static size picks fixed windows. Same values as `self.pool` (nn.AdaptiveAvgPool2d(3))."""
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        if (h, w) == (3, 3):                 # a 48 x 48 face: the pool is the identity
+            return x
+        if h % 3 == 0 and w % 3 == 0:        # equal windows: a plain average pool
+            return F.avg_pool2d(x, (h // 3, w // 3))
+        if not torch.onnx.is_in_onnx_export():
+            return self.pool(x)
+        # unequal windows, as the adaptive pool lays them out: [floor(i h / 3), ceil((i + 1) h / 3))
+        rows = [(i * h // 3, -(-(i + 1) * h // 3)) for i in range(3)]
+        cols = [(j * w // 3, -(-(j + 1) * w // 3)) for j in range(3)]
+        cells = [x[..., r0:r1, c0:c1].mean(dim=(-2, -1)) for r0, r1 in rows for c0, c1 in cols]
+        return torch.stack(cells, -1).unflatten(-1, (3, 3))
