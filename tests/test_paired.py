@@ -42,6 +42,42 @@ def test_paired_source_pairs_by_class_and_split(audio_cache, shared_data, tmp_pa
             assert all(fer[te_lab[j]] == RAVDESS_TO_FER[clips[i].label_name] for j in ids)
 
 
+def test_fuzzy_faces_change_only_training_clips_and_keep_their_share(audio_cache, shared_data, tmp_path,
+                                                                    monkeypatch):
+    """data.paired_fuzzy: a share of the training actors' clips shows neutral or another emotion (half
+    each), the test actors' faces never; face_condition replaces every clip's faces for an evaluation."""
+    from mrpn.data.datasets import load_fer2013_arrays
+    from mrpn.data.paired import RAVDESS_TO_FER, PairedSource
+
+    monkeypatch.setenv("MRPN_CACHE", str(tmp_path / "c"))
+    fer_root = str(shared_data / "fer2013")
+    clean = PairedSource(str(audio_cache), fer_root, val_actors={"01", "02"})
+    fuzzy = PairedSource(str(audio_cache), fer_root, val_actors={"01", "02"}, fuzzy=0.4)
+    clips = fuzzy.clips()
+    train = [i for i, c in enumerate(clips) if c.actor not in ("01", "02")]
+    test = [i for i, c in enumerate(clips) if c.actor in ("01", "02")]
+    changed = [i for i in train if fuzzy.face_class(i) != clips[i].label_name]
+    assert 0.28 < len(changed) / len(train) < 0.52                     # 0.4 of 104 clips, binomial spread
+    neutral = sum(fuzzy.face_class(i) == "neutral" for i in changed)
+    assert 0.25 < neutral / len(changed) < 0.75                         # missing and fuzzy about half each
+    assert all(fuzzy.face_class(i) == clips[i].label_name for i in test)
+    assert all(clean.face_class(i) == clips[i].label_name for i in train + test)
+    for i in test + train[:5]:                                          # unchanged clips: the same faces
+        if fuzzy.face_class(i) == clips[i].label_name:
+            assert (fuzzy.face_ids(i)[1] == clean.face_ids(i)[1]).all()
+    assert all(fuzzy.load(i).clip.label == clips[i].label for i in changed[:8])  # the label stays the voice's
+    _, tr_lab = load_fer2013_arrays(shared_data / "fer2013", "train")
+    fer = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    i = changed[0]
+    assert all(fer[tr_lab[j]] == RAVDESS_TO_FER[fuzzy.face_class(i)] for j in fuzzy.face_ids(i)[1])
+    clean.face_condition = "neutral"
+    assert all(clean.face_class(i) == "neutral" for i in train + test)
+    clean.face_condition = "other"
+    assert all(clean.face_class(i) != clips[i].label_name for i in train + test)
+    with pytest.raises(ValueError, match="share"):
+        PairedSource(str(audio_cache), fer_root, val_actors={"01"}, fuzzy=1.5)
+
+
 def test_paired_n2_trains_one_fold(audio_cache, shared_data, tmp_path, monkeypatch):
     from mrpn.config import load_config
     from mrpn.training.run import run_fold

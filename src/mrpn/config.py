@@ -26,6 +26,7 @@ class DataConfig:
     cache: str = ""                   # folder written by `mrpn prepare` (audio+video or audio-only)
     fer: str = ""                     # FER2013 root, only for the paired-by-class benchmark (dataset=paired)
     paired_faces: int = 4             # FER2013 faces per clip in the paired benchmark (a short "video")
+    paired_fuzzy: float = 0.0         # paired: share of training clips whose faces show neutral/another emotion
     protocol: str = ""                # fold protocol name or JSON path; "" = the dataset's default
     # video input (paper 4.4 item 1-2)
     face_size: int = 112              # side of the square face crop fed to F_v
@@ -310,6 +311,7 @@ LEGACY_DEFAULTS: dict[str, Any] = {
     "train.schedule": "plateau", "train.warmup_epochs": 0.0, "train.label_smoothing": 0.0,
     "train.mixup": 0.0, "train.inner_val": False, "train.threads": 0, "train.freeze_extractors": "",
     "train.feature_views": 0, "train.feature_cache": "", "train.extractor_lr_scale": 1.0,
+    "data.paired_fuzzy": 0.0,
 }
 
 

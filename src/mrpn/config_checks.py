@@ -76,7 +76,7 @@ RANGES: tuple[tuple[str, float, float], ...] = (
     ("data.face_size", 8, 1024), ("data.spec_size", 8, 4096), ("data.n_fft", 16, 65536),
     ("data.hop_length", 1, 65536), ("data.sample_rate", 1000, 192000), ("data.video_fps", 0, 1000),
     ("data.max_frames", 0, 1 << 20), ("data.min_slice_s", 0, 3600), ("data.workers", 0, 256),
-    ("data.paired_faces", 1, 1024), ("data.segment_s", 0.01, 60), ("data.segment_hop_s", 0.01, 60),
+    ("data.paired_faces", 1, 1024), ("data.paired_fuzzy", 0, 1), ("data.segment_s", 0.01, 60), ("data.segment_hop_s", 0.01, 60),
     ("train.lr", 1e-12, 10), ("train.weight_decay", 0, 10), ("train.lr_patience", 0, 1 << 20),
     ("train.lr_factor", 1e-6, 1), ("train.early_stop", 0, 1 << 20), ("train.grad_clip", 0, 1e9),
     ("train.feature_views", 0, 10_000), ("train.extractor_lr_scale", 0, 100),

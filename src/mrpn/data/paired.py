@@ -5,6 +5,13 @@ measured on real signals paired by class: each RAVDESS speech clip (calm exclude
 calm) is given `n_faces` FER2013 faces showing the same emotion as a short "video". Clips of the
 fold's training actors take faces from FER2013 train, clips of its validation actors from FER2013
 test, so no face is seen in both. It is NOT RAVDESS audio-video, and every report says so.
+
+Fuzzy faces (`fuzzy`, the paper's section 3.1 on this benchmark): a fixed share of the training actors'
+clips is paired with faces that do not show the label, half "missing" (neutral faces) and half "fuzzy"
+(another emotion), while the label stays the voice's. Why: with four same-emotion faces per clip the face
+is almost always right, so a fusion network learns to follow it; in real video a talking face often
+shows little (it reads as neutral), and the fused answer should then come from the voice.
+`face_condition` replaces every clip's faces for an evaluation ("neutral", "other"; tools/paired_face_conditions.py).
 """
 from __future__ import annotations
 
@@ -51,7 +58,8 @@ def load_fer_cached(root: str, split: str) -> tuple[np.ndarray, np.ndarray, list
 class PairedSource:
     """RAVDESS audio clips from an audio cache, each paired with same-emotion FER2013 faces."""
 
-    def __init__(self, audio_cache: str, fer_root: str, val_actors: set[str], n_faces: int = 4, seed: int = 0):
+    def __init__(self, audio_cache: str, fer_root: str, val_actors: set[str], n_faces: int = 4, seed: int = 0,
+                 fuzzy: float = 0.0):
         self.audio = CacheSource(audio_cache)
         self.classes = list(PAIRED_CLASSES)
         keep, clips = [], []
@@ -67,9 +75,30 @@ class PairedSource:
             self.pools[split] = (img, {k: np.flatnonzero(lab == fer_classes.index(RAVDESS_TO_FER[k]))
                                        for k in PAIRED_CLASSES})
         self.val_actors, self.n_faces, self.seed = set(val_actors), n_faces, seed
+        if not 0.0 <= fuzzy <= 1.0:
+            raise ValueError(f"fuzzy must be a share in [0, 1], got {fuzzy}")
+        self.fuzzy, self.face_condition = fuzzy, "label"
 
     def clips(self) -> list[Clip]:
         return self._clips
+
+    def face_class(self, i: int) -> str:
+        """The emotion clip i's faces show (fixed per clip and seed): its label, except for a fuzzy
+        training clip or under a `face_condition` other than "label"."""
+        label = self._clips[i].label_name
+        rng = np.random.default_rng([self.seed, i, 1])
+        others = [k for k in PAIRED_CLASSES if k != label]
+        if self.face_condition == "neutral":
+            return "neutral"
+        if self.face_condition == "other":
+            return others[int(rng.integers(len(others)))]
+        if self.face_condition != "label":
+            raise ValueError(f"face_condition must be label, neutral or other, got {self.face_condition!r}")
+        if self._clips[i].actor in self.val_actors or rng.random() >= self.fuzzy:
+            return label
+        if rng.random() < 0.5 and label != "neutral":   # "missing": a face that shows nothing
+            return "neutral"
+        return others[int(rng.integers(len(others)))]   # "fuzzy": a face that shows another emotion
 
     def face_ids(self, i: int) -> tuple[str, np.ndarray]:
         """Which FER2013 split and images clip i is paired with (fixed per clip and seed)."""
@@ -77,7 +106,7 @@ class PairedSource:
         split = "test" if c.actor in self.val_actors else "train"
         img, pool = self.pools[split]
         rng = np.random.default_rng([self.seed, i])
-        return split, rng.choice(pool[c.label_name], size=self.n_faces, replace=False)
+        return split, rng.choice(pool[self.face_class(i)], size=self.n_faces, replace=False)
 
     def load(self, i: int) -> Example:
         ex = self.audio.load(self._keep[i])

@@ -52,7 +52,8 @@ def make_source(cfg: Config, val_actors: set[str]):
         if not cfg.data.fer:
             raise ConfigError("the paired benchmark needs data.fer (FER2013 root)")
         try:
-            return PairedSource(cfg.data.cache, cfg.data.fer, val_actors, cfg.data.paired_faces, cfg.train.seed)
+            return PairedSource(cfg.data.cache, cfg.data.fer, val_actors, cfg.data.paired_faces, cfg.train.seed,
+                                fuzzy=cfg.data.paired_fuzzy)
         except (ValueError, FileNotFoundError) as e:   # DatasetError is a ValueError
             raise ConfigError(f"paired benchmark: {e}") from None
     from mrpn.data.cache import CacheError
