@@ -91,3 +91,17 @@ def test_paired_n2_trains_one_fold(audio_cache, shared_data, tmp_path, monkeypat
     assert m["n_val"] == 2 * 52 and m["dataset"] == "paired" and m["protocol"] == "ravdess_paper12"
     assert set(m["modalities"]) == {"v", "a"}
     assert json.loads((tmp_path / "fold_01" / "metrics.json").read_text())["fold"] == "A1,2"
+    # tools/paired_face_conditions.py scores the same clips as the run with faces as paired, then changes them
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("pfc", Path(__file__).parents[1] / "tools" / "paired_face_conditions.py")
+    pfc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pfc)
+    r = pfc.face_conditions(str(tmp_path / "fold_01" / "best.pt"), str(audio_cache), str(shared_data / "fer2013"),
+                            1, "test")
+    assert r["actor_ids"] == ["01", "02"] and r["label"]["fused"]["n"] == m["n_val"]
+    assert r["label"]["fused"]["accuracy"] == pytest.approx(m["accuracy"], abs=1e-4)
+    assert r["label"]["face_head"]["accuracy"] == pytest.approx(m["modalities"]["v"]["accuracy"], abs=1e-4)
+    assert r["no_face"]["audio_head"]["accuracy"] == pytest.approx(m["modalities"]["a"]["accuracy"], abs=1e-4)
+    assert r["neutral"]["fused"]["n"] == r["other"]["fused"]["n"] == m["n_val"]
