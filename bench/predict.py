@@ -44,7 +44,7 @@ def main() -> None:
     variants["naive (torch, detect every full-res frame)"] = naive
     for p in variants.values():          # warm up: model load, ONNX export, first-call costs
         p.predict_file(str(videos[0]))
-    rows = {}
+    rows, durations = {}, {}
     for name, p in variants.items():
         totals, parts = [], []
         for _ in range(args.repeat):
@@ -52,11 +52,12 @@ def main() -> None:
                 t0 = time.perf_counter()
                 r = p.predict_file(str(v))
                 totals.append(time.perf_counter() - t0)
+                durations[v.name] = r.duration_s
                 parts.append(r.timing)
         rows[name] = (min(totals), statistics.median(totals), statistics.median(t["read_s"] for t in parts),
                       statistics.median(t["model_s"] for t in parts),
                       statistics.median(t["real_time_factor"] for t in parts))
-    dur = r.duration_s
+    dur = statistics.mean(durations.values())
     print(f"{len(videos)} clips of ~{dur:.1f} s, 1280x720, {args.repeat} repeats, {args.threads} threads; "
           f"seconds per clip: best and median of all runs, parts are medians")
     print(f"{'variant':46s} {'best':>6s} {'median':>7s} {'read (prepare_clip)':>20s} {'model':>7s} {'RTF':>6s}")
@@ -66,18 +67,18 @@ def main() -> None:
     print(f"median speed-up over naive: torch {base / rows['torch'][1]:.2f}x, onnx {base / rows['onnx'][1]:.2f}x; "
           f"model part onnx vs torch {rows['torch'][3] / rows['onnx'][3]:.2f}x")
     if args.out:
-        _write(args, rows, videos, dur, load_before)
+        _write(args, rows, durations, load_before)
 
 
-def _write(args: argparse.Namespace, rows: dict, videos: list[Path], dur: float, load_before: list[float]) -> None:
+def _write(args: argparse.Namespace, rows: dict, durations: dict[str, float], load_before: list[float]) -> None:
     from mrpn.io import atomic_write_json
     from mrpn.provenance import machine_record
 
     keys = ("best_s", "median_s", "read_median_s", "model_median_s", "real_time_factor_median")
     base = rows["naive (torch, detect every full-res frame)"][1]
     atomic_write_json(Path(args.out), {
-        "model": args.model or "shipped (mrpn-default)", "clips": [v.name for v in videos],
-        "clip_s": round(dur, 2), "repeat": args.repeat, "threads": args.threads,
+        "model": args.model or "shipped (mrpn-default)",
+        "clip_s": {k: round(v, 3) for k, v in durations.items()}, "repeat": args.repeat, "threads": args.threads,
         "variants": {name: dict(zip(keys, (round(x, 4) for x in r))) for name, r in rows.items()},
         "median_speedup_over_naive": {n: round(base / rows[n][1], 3) for n in ("torch", "onnx")},
         "load_avg_before": load_before, "load_avg_after": [round(x, 2) for x in os.getloadavg()],

@@ -87,3 +87,23 @@ def test_fewer_views_repeat_and_a_damaged_cache_file_is_computed_again(corpus, t
     again = FeatureViewDataset(base, exts, views=2, batch_size=4, cache_dir=str(tmp_path), log=lambda *a: None)
     again.set_epoch(1)
     assert all(torch.equal(again[k]["a_feat"], feats[1][k]) for k in range(len(ds)))
+
+
+def test_a_data_key_added_later_keeps_older_caches_valid_at_its_default():
+    """A view's key hashes the data settings; a key added since (data.paired_fuzzy) is left out at the value
+    that reproduces the older data, so a cache written before keeps its name. The constant is the key
+    the code of commit 8e3aa2e (before data.paired_fuzzy) computed for these settings. Adding a data key
+    changes it: add that key to feature_cache._ADDED_LATER."""
+    from types import SimpleNamespace
+
+    from mrpn.config import DataConfig
+    from mrpn.training.feature_cache import FeatureViewDataset
+
+    def key(cfg) -> str:
+        ds = FeatureViewDataset.__new__(FeatureViewDataset)
+        ds.base = SimpleNamespace(cfg=cfg, modalities=("v", "a"), train=True, seed=0, indices=[0, 1, 2])
+        ds._digests = {"v": "x", "a": "y"}
+        return ds._key(1)
+
+    assert key(DataConfig()) == "811ac5b0d4dbf8da1cc79f58"
+    assert key(DataConfig(paired_fuzzy=0.3)) != "811ac5b0d4dbf8da1cc79f58"

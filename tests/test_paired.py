@@ -70,6 +70,9 @@ def test_fuzzy_faces_change_only_training_clips_and_keep_their_share(audio_cache
     fer = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
     i = changed[0]
     assert all(fer[tr_lab[j]] == RAVDESS_TO_FER[fuzzy.face_class(i)] for j in fuzzy.face_ids(i)[1])
+    fuzzy.keep_clean({"03"})  # the inner-validation pair chooses on faces as paired
+    assert all(fuzzy.face_class(i) == clips[i].label_name for i in train if clips[i].actor == "03")
+    assert any(fuzzy.face_class(i) != clips[i].label_name for i in train if clips[i].actor == "04")
     clean.face_condition = "neutral"
     assert all(clean.face_class(i) == "neutral" for i in train + test)
     clean.face_condition = "other"

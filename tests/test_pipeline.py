@@ -83,6 +83,11 @@ def test_a_one_cycle_run_is_not_resumed_with_another_length(corpus, tmp_path):
     longer = cfg_for(root, "oc", "model.kind=am", "train.schedule=onecycle", "train.epochs=2")
     with pytest.raises(ConfigError, match="train.epochs=1"):
         run_fold(longer, 1, d, progress=False, log=lambda *a: None)
+    # the optimiser's per-group rates (train.extractor_lr_scale) cannot change on a resume either
+    slower = cfg_for(root, "oc", "model.kind=am", "train.schedule=onecycle", "train.epochs=1",
+                     "train.extractor_lr_scale=0.1")
+    with pytest.raises(ConfigError, match="extractor_lr_scale=1.0"):
+        run_fold(slower, 1, d, progress=False, log=lambda *a: None)
 
 
 def test_late_fusion_keeps_unimodal_weights_frozen(corpus):

@@ -74,7 +74,7 @@ def test_pretrained_extractor_of_wrong_width_is_a_clear_error(tmp_path):
 
 def test_pretrain_audio_speaker_id_on_synthetic_voices(tmp_path):
     from mrpn.synth import make_actor
-    from mrpn.synth.voice_render import synth_voice
+    from mrpn.synth.voice import synth_voice
     from mrpn.training.pretrain import pretrain_audio
 
     root = tmp_path / "speakers"

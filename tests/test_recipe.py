@@ -141,6 +141,16 @@ def test_extractor_lr_scale_puts_every_extractor_in_a_slower_group_through_the_s
     assert len(one) == 1 and len(one[0]["params"]) == len(list(net.parameters()))
 
 
+def test_paired_fuzzy_and_extractor_lr_scale_are_checked_at_load_time():
+    from mrpn.config import ConfigError
+
+    with pytest.raises(ConfigError, match="data.dataset=paired"):
+        load_config("cpu", overrides=["data.paired_fuzzy=0.3"])
+    with pytest.raises(ConfigError, match="extractor_lr_scale"):
+        load_config("cpu", overrides=["train.extractor_lr_scale=0"])
+    assert load_config("cpu", overrides=["data.dataset=paired", "data.paired_fuzzy=0.3"]).data.paired_fuzzy == 0.3
+
+
 def test_configs_saved_before_the_recipe_keep_their_meaning():
     """A checkpoint's config without the new keys means linear spectrograms, ResNet-18, plateau."""
     d = load_config("cpu").to_dict()

@@ -8,7 +8,8 @@ test, so no face is seen in both. It is NOT RAVDESS audio-video, and every repor
 
 Fuzzy faces (`fuzzy`, the paper's section 3.1 on this benchmark): a fixed share of the training actors'
 clips is paired with faces that do not show the label, half "missing" (neutral faces) and half "fuzzy"
-(another emotion), while the label stays the voice's. Why: with four same-emotion faces per clip the face
+(another emotion; a neutral clip is always "fuzzy"), while the label stays the voice's. The test actors
+and the inner-validation actors (`keep_clean`) always get faces as paired. Why: with four same-emotion faces per clip the face
 is almost always right, so a fusion network learns to follow it; in real video a talking face often
 shows little (it reads as neutral), and the fused answer should then come from the voice.
 `face_condition` replaces every clip's faces for an evaluation ("neutral", "other"; tools/paired_face_conditions.py).
@@ -78,6 +79,11 @@ class PairedSource:
         if not 0.0 <= fuzzy <= 1.0:
             raise ValueError(f"fuzzy must be a share in [0, 1], got {fuzzy}")
         self.fuzzy, self.face_condition = fuzzy, "label"
+        self.clean_actors: set[str] = set()
+
+    def keep_clean(self, actors) -> None:
+        """Training actors whose faces always show the label (the inner-validation pair)."""
+        self.clean_actors = set(self.clean_actors) | set(actors)
 
     def clips(self) -> list[Clip]:
         return self._clips
@@ -94,7 +100,7 @@ class PairedSource:
             return others[int(rng.integers(len(others)))]
         if self.face_condition != "label":
             raise ValueError(f"face_condition must be label, neutral or other, got {self.face_condition!r}")
-        if self._clips[i].actor in self.val_actors or rng.random() >= self.fuzzy:
+        if self._clips[i].actor in self.val_actors | self.clean_actors or rng.random() >= self.fuzzy:
             return label
         if rng.random() < 0.5 and label != "neutral":   # "missing": a face that shows nothing
             return "neutral"

@@ -69,13 +69,13 @@ class FaceCNN(nn.Module):
         """The 3x3 average pool, written so that ONNX export works: the exporter cannot size an adaptive
         pool whose input it sees with dynamic dims (frames come folded as [B*T, ...]), so the map's
         static size picks fixed windows. Same values as `self.pool` (nn.AdaptiveAvgPool2d(3))."""
+        if not torch.onnx.is_in_onnx_export():  # eager: exactly the module's pool
+            return self.pool(x)
         h, w = int(x.shape[-2]), int(x.shape[-1])
         if (h, w) == (3, 3):                 # a 48 x 48 face: the pool is the identity
             return x
         if h % 3 == 0 and w % 3 == 0:        # equal windows: a plain average pool
             return F.avg_pool2d(x, (h // 3, w // 3))
-        if not torch.onnx.is_in_onnx_export():
-            return self.pool(x)
         # unequal windows, as the adaptive pool lays them out: [floor(i h / 3), ceil((i + 1) h / 3))
         rows = [(i * h // 3, -(-(i + 1) * h // 3)) for i in range(3)]
         cols = [(j * w // 3, -(-(j + 1) * w // 3)) for j in range(3)]

@@ -212,6 +212,15 @@ def plan_utterance(params: Any, emotion: str, duration: float, rng: np.random.Ge
                      f0_base=float(f0), seed=int(rng.integers(0, 2**31 - 1)))
 
 
+def __getattr__(name: str) -> Any:
+    """`synth_voice` moved to voice_render.py; `from mrpn.synth.voice import synth_voice` keeps working."""
+    if name == "synth_voice":
+        from .voice_render import synth_voice
+
+        return synth_voice
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "VoiceParams", "random_voice_params", "emotion_prosody", "plan_utterance", "Utterance",
     "Syllable", "EMOTION_PROSODY", "VOWELS",

@@ -45,7 +45,7 @@ def synth_voice(params: Any, emotion: str, duration: float, sr: int = 16000,
     amp_full = np.interp(full, np.arange(m), amp)
     speech = amp_full > 0.1
     vrms = np.sqrt(np.mean(y[speech] ** 2)) if speech.any() else 1.0
-    y += _noise_sources(vp, utt.prosody, vrms, amp_full, phase, fric_env, burst_env, full, sr, rng)
+    _add_noise_sources(y, vp, utt.prosody, vrms, amp_full, phase, fric_env, burst_env, full, sr, rng)
     # level: emotion energy and the speaker's loudness; then background noise
     speech_rms = np.sqrt(np.mean(y[speech] ** 2)) if speech.any() else 1.0
     level_db = -26.0 + utt.prosody["energy"] + vp.loudness
@@ -170,15 +170,15 @@ def _harmonics(vp: VoiceParams, pr: Mapping[str, float], f0c: np.ndarray, fmts: 
     return y, phase
 
 
-def _noise_sources(vp: VoiceParams, pr: Mapping[str, float], vrms: float, amp_full: np.ndarray, phase: np.ndarray,
-                   fric_env: np.ndarray, burst_env: np.ndarray, full: np.ndarray, sr: int,
-                   rng: np.random.Generator) -> np.ndarray:
-    """Aspiration (breathiness: pitch-synchronously modulated, shaped like a vowel spectrum), fricatives
-    and stop bursts, scaled to the voiced level `vrms`."""
+def _add_noise_sources(y: np.ndarray, vp: VoiceParams, pr: Mapping[str, float], vrms: float, amp_full: np.ndarray,
+                       phase: np.ndarray, fric_env: np.ndarray, burst_env: np.ndarray, full: np.ndarray, sr: int,
+                       rng: np.random.Generator) -> None:
+    """Add to `y`, in place and term by term: aspiration (breathiness: pitch-synchronously modulated,
+    shaped like a vowel spectrum), fricatives and stop bursts, scaled to the voiced level `vrms`."""
     n, steps = len(full), np.arange(fric_env.shape[1])
     breath = max(0.0, vp.breath + pr["breath"])
     asp = _shaped_noise(rng, n, sr, 500.0, 6000.0, slope=-6.0)
-    y = vrms * 0.35 * breath * asp * amp_full * (0.5 + 0.5 * np.cos(phase))
+    y += vrms * 0.35 * breath * asp * amp_full * (0.5 + 0.5 * np.cos(phase))
     bands = [(3500.0, 7500.0), (1800.0, 5000.0), (800.0, 7500.0)]
     for j, (lo, hi) in enumerate(bands):
         if fric_env[j].any():
@@ -187,7 +187,6 @@ def _noise_sources(vp: VoiceParams, pr: Mapping[str, float], vrms: float, amp_fu
     if burst_env.any():
         e = np.interp(full, steps, burst_env)
         y += vrms * 0.5 * _shaped_noise(rng, n, sr, 500.0, min(6000.0, 0.48 * sr)) * e
-    return y
 
 
 def _smooth_noise(rng: np.random.Generator, n: int, step: int) -> np.ndarray:

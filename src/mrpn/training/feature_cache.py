@@ -51,6 +51,11 @@ def frozen_modalities(model: torch.nn.Module) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*getattr(model, "frozen", ()), *getattr(model, "frozen_extractors", ())]))
 
 
+# Data keys added after feature caches were first written: left out of a view's key while at the value
+# that reproduces the older data, so the caches written before the key existed stay valid.
+_ADDED_LATER = {"paired_fuzzy": 0.0}
+
+
 def extractor_digest(extractor: torch.nn.Module) -> str:
     """A hash of F_m's weights and buffers: a cached view is valid only for the weights that made it."""
     h = hashlib.sha256()
@@ -105,7 +110,8 @@ class FeatureViewDataset(Dataset):
 
     def _key(self, view: int) -> str:
         b = self.base
-        data = {k: v for k, v in _jsonable(vars(b.cfg)).items() if k != "workers"}
+        data = {k: v for k, v in _jsonable(vars(b.cfg)).items()
+                if k != "workers" and not (k in _ADDED_LATER and v == _ADDED_LATER[k])}
         # keyed by the whole modality set, not per modality: a clip's augmentation draws (time shift,
         # AO offset) are shared by its streams, so VM's face views are not N2's face views
         spec = {"data": data, "modalities": list(b.modalities), "train": b.train,

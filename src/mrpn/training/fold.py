@@ -89,6 +89,8 @@ def fold_data(cfg: Config, fold_index: int) -> FoldData:
         raise ConfigError(f"fold {fold.name}: {len(tr_idx)} training and {len(va_idx)} validation clips; "
                           f"the cache holds actors {sorted(set(c.actor for c in clips))}")
     tr_idx, sel_idx, inner = split_inner(cfg, protocol, fold_index, clips, tr_idx)
+    if cfg.data.dataset == "paired":  # the epoch is chosen on faces as paired, as the test actors see them
+        source.keep_clean(inner)
     return FoldData(source, list(source.classes), protocol, fold, tr_idx, va_idx, sel_idx, inner)
 
 
@@ -183,6 +185,7 @@ def _resume(run: FoldRun, test_only: bool) -> None:
         ck = load_checkpoint(last, map_location=run.device)
         check_compatible(ck, run.cfg_dict, last)
         _check_schedule_length(run, ck, last)
+        _check_lr_groups(run, ck, last)
         saved_val = ck["state"].get("val_actors")
         if saved_val is not None and sorted(saved_val) != sorted(fold.val_actors):
             raise CheckpointError(f"{last} was trained on another split (validation actors {saved_val}, "
@@ -208,6 +211,15 @@ def _check_schedule_length(run: FoldRun, ck: dict, last: Path) -> None:
             raise ConfigError(f"{last}: train.schedule={new.schedule} spans the whole run, which was trained with "
                               f"train.{key}={old[key]}; it cannot resume with {getattr(new, key)}. Keep "
                               f"train.{key}={old[key]} or choose another --name")
+
+
+def _check_lr_groups(run: FoldRun, ck: dict, last: Path) -> None:
+    """The optimiser state holds one rate per group (train.extractor_lr_scale): resumed with another
+    scale it would either not load (another number of groups) or keep the old rates without a word."""
+    old = ck.get("config", {}).get("train", {}).get("extractor_lr_scale", 1.0)
+    if old != run.cfg.train.extractor_lr_scale:
+        raise ConfigError(f"{last} was trained with train.extractor_lr_scale={old}; it cannot resume with "
+                          f"{run.cfg.train.extractor_lr_scale}. Keep {old} or choose another --name")
 
 
 def _stopped_early(run: FoldRun) -> bool:
