@@ -195,3 +195,19 @@ def test_preview_replaces_only_an_earlier_preview(data, tmp_path, capsys):
     before = mine.stat().st_mtime_ns
     assert main(argv + [str(mine)]) == 0 and mine.stat().st_mtime_ns != before     # its own: replaced
     capsys.readouterr()
+
+
+def test_a_cache_made_before_edge_pad_resumes_only_with_its_old_behaviour(data, tmp_path):
+    """prepare.json of a cache made before `edge_pad` existed has no such key; those caches were
+    made without edge padding, so resuming with the new default would mix two detections."""
+    out = tmp_path / "c"
+    assert run_prepare(scan("custom", data / "m.csv"), out, CFG, **QUIET).ok == 3
+    info_path = out / "prepare.json"
+    info = json.loads(info_path.read_text())
+    del info["prepare_config"]["edge_pad"]
+    info_path.write_text(json.dumps(info))
+    with pytest.raises(PrepareError, match="edge_pad=0.0 there, 0.15 now"):
+        run_prepare(scan("custom", data / "m.csv"), out, CFG, **QUIET)
+    old = PrepareConfig(**{**CFG.to_dict(), "edge_pad": 0.0})
+    again = run_prepare(scan("custom", data / "m.csv"), out, old, **QUIET)
+    assert (again.already_done, again.failed) == (3, 0)     # accepted, and nothing left to redo

@@ -79,13 +79,45 @@ def predictions(tmp_path_factory):
 
 
 @pytest.mark.parametrize("kind", ["portrait", "sideways"])
-def test_portrait_and_rotated_video_answer_like_landscape(predictions, kind):
-    ref, _ = predictions["landscape"]
+def test_portrait_and_rotated_video_track_the_face_as_landscape(predictions, kind):
+    """The same face filmed upright in landscape, in a frame narrower than its box, and stored
+    sideways is boxed at the same size and place in every frame (to the Haar detector's jitter,
+    ~5 %). Before edge padding, the first detection in the narrow frame was clipped to the frame
+    (124 px against 141), and the crops of the first frames were zoomed in. The labels are not
+    compared: on this cartoon the shipped model's two top classes are within a few points, so a
+    5 % change of crop moves its answer, which says nothing about rotation."""
+    ref, ref_read = predictions["landscape"]
     r, read = predictions[kind]
     assert read["found"].mean() > 0.9, "the face must be found in the upright frames"
-    assert r["modalities_used"] == ["v", "a"] and r["label"] == ref["label"]
-    diff = max(abs(r["probabilities"][c] - ref["probabilities"][c]) for c in ref["classes"])
-    assert diff < 0.05, (kind, r["probabilities"], ref["probabilities"])
+    assert r["modalities_used"] == ["v", "a"] and sorted(r["probabilities"]) == sorted(ref["classes"])
+    b, rb = read["boxes"].astype(float), ref_read["boxes"].astype(float)
+    assert b.shape == rb.shape
+    size = np.maximum(b[:, 2], b[:, 3])
+    assert np.all(np.abs(size / np.maximum(rb[:, 2], rb[:, 3]) - 1) < 0.10), (kind, size, rb[:, 2])
+    # the face is drawn at the frame's centre in all three clips
+    for bb, frame_w in ((b, 126), (rb, 400)):
+        cx = bb[:, 0] + bb[:, 2] / 2 - frame_w / 2
+        assert np.all(np.abs(cx) < 0.06 * size), (kind, cx)
+
+
+def test_whole_frame_search_boxes_a_face_wider_than_the_frame(tmp_path):
+    """A face whose box is wider than a narrow frame is boxed at its own size by the first
+    (whole-frame) detection only with the frame's edges repeated (`FaceConfig.edge_pad`)."""
+    from mrpn.data.faces import FaceConfig, make_detector, track_faces
+
+    face = _drawn_face(0.5, 0.5)
+    wide = write_video(tmp_path / "w.mp4", n_frames=1, fps=10, size=(400, 224), audio=None, frame_fn=face)
+    narrow = write_video(tmp_path / "n.mp4", n_frames=1, fps=10, size=(126, 224), audio=None, frame_fn=face)
+    sizes = {}
+    for pad in (0.0, 0.15):
+        cfg = FaceConfig(detector="opencv", face_size=48, margin=0.0, edge_pad=pad)
+        for name, path in (("wide", wide), ("narrow", narrow)):
+            with VideoReader(path) as rd:
+                t = track_faces(list(rd), make_detector("opencv"), cfg)
+            assert t.found.all()
+            sizes[name, pad] = float(t.boxes[0, 2])
+    assert sizes["narrow", 0.0] <= 126 < sizes["wide", 0.0]             # clipped to the frame
+    assert abs(sizes["narrow", 0.15] / sizes["wide", 0.15] - 1) < 0.10    # its own size
 
 
 def test_crops_have_no_black_bars(predictions):

@@ -118,6 +118,13 @@ def detection_image(frame, width: int, color: bool = False) -> tuple[np.ndarray,
     return img, scale
 
 
+def pad_edges(img: np.ndarray, pad: int) -> np.ndarray:
+    """`img` (grey [H, W] or [H, W, C]) with its edge pixels repeated `pad` pixels on every side."""
+    import cv2
+
+    return cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+
+
 def roi_image(frame, box: Sequence[float], expand: float, face_px: int, color: bool = False
               ) -> tuple[np.ndarray, float, float, float]:
     """The square window `expand` x the box around `box`, rescaled so the face in it is about

@@ -8,7 +8,7 @@ from typing import Iterable
 
 import numpy as np
 
-from mrpn.data.faces.crop import crop_square, detection_image, roi_image
+from mrpn.data.faces.crop import crop_square, detection_image, pad_edges, roi_image
 from mrpn.data.faces.detectors import Detector, largest
 
 # ---------------------------------------------------------------------------------------------
@@ -25,6 +25,11 @@ class FaceConfig:
     max_gap: int = 15          # interpolate between detections at most this many frames apart
     smooth: int = 9            # centred moving average over this many frames (1: off)
     roi: float = 2.0           # search a window this many times the last face first (0: off)
+    # A whole-frame search sees the frame's edges repeated by this fraction of its shorter side, as
+    # the ROI window repeats them: a face wider than a portrait frame, or cut by the frame's edge,
+    # is then boxed at its own size from the first detection on, not smaller until the ROI search
+    # takes over (0: off, as caches made before this field).
+    edge_pad: float = 0.15
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,9 +97,11 @@ class FaceTracker:
                 return
         width = 0 if name == "none" else int(self.cfg.detect_width or 0)
         img, scale = detection_image(frame, width, color=color)
-        best = largest(self.detector.detect(img))
+        pad = 0 if name == "none" else int(round(float(self.cfg.edge_pad or 0) * min(img.shape[:2])))
+        best = largest(self.detector.detect(pad_edges(img, pad) if pad else img))
         if best is not None and best[2] > 0 and best[3] > 0:
-            self._add(idx, np.array(best[:4], np.float64) / scale)
+            box = np.array(best[:4], np.float64) - np.array([pad, pad, 0, 0])
+            self._add(idx, box / scale)
 
     def _add(self, idx: int, box: np.ndarray) -> None:
         self.detections += 1

@@ -48,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="moving-average window for the boxes, in frames (9; 1 = off)")
     p.add_argument("--roi", type=nonneg_float, default=2.0, metavar="X",
                    help="first search a window X times the last face, rescaled (2.0; 0 = always the whole frame)")
+    p.add_argument("--edge-pad", type=nonneg_float, default=0.15, metavar="X",
+                   help="whole-frame searches repeat the frame's edges by X x its shorter side, so a face "
+                        "cut by the edge is boxed at its size (0.15; 0 = off)")
     p.add_argument("--workers", type=positive_int, default=2, help="worker processes (2)")
     p.add_argument("--decode-threads", type=nonneg_int, default=None, metavar="N",
                    help="PyAV decoding threads per worker (default: cores / workers)")
@@ -150,7 +153,7 @@ def _prepare(args: argparse.Namespace) -> RunResult:
     detector = args.detector or ("none" if args.dataset == "fer2013" else "opencv")
     config = PrepareConfig(detector=detector, face_size=args.face_size, gray=args.gray,
                            detect_every=args.detect_every, detect_width=args.detect_width, margin=args.margin,
-                           max_gap=args.max_gap, smooth=args.smooth, roi=args.roi,
+                           max_gap=args.max_gap, smooth=args.smooth, roi=args.roi, edge_pad=args.edge_pad,
                            include_no_face=args.include_no_face)
     scan = _scan(args)
     for p in getattr(scan, "problems", []) or []:

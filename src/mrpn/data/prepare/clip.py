@@ -38,6 +38,7 @@ class PrepareConfig:
     max_gap: int = 15
     smooth: int = 9
     roi: float = 2.0
+    edge_pad: float = 0.15
     sample_rate: int = SAMPLE_RATE
     include_no_face: bool = False
 

@@ -97,12 +97,17 @@ def cache_info(cache: Cache) -> dict:
     return info
 
 
+# settings added after caches were made, with the value that reproduces what those caches did
+_BEFORE_FIELD = {"edge_pad": 0.0}
+
+
 def _check_config(cache: Cache, config: PrepareConfig, dataset: str, classes: Sequence[str]) -> None:
     info = cache_info(cache)
     if not info:
         return
     old = info.get("prepare_config") or {}
     new = config.to_dict()
+    old = {**_BEFORE_FIELD, **old}   # a cache made before a setting existed was made with its old behaviour
     diff = [f"{k}={old.get(k)!r} there, {new[k]!r} now" for k in new if k in old and old.get(k) != new[k]]
     if diff:
         raise PrepareError(f"{cache.root} was prepared with other settings ({'; '.join(diff)}): "
