@@ -1,6 +1,6 @@
 """Portrait and rotated video (issue 10, fault 5): frames are turned upright by the container's
 display matrix, crops repeat the frame's edge instead of black bars, and a portrait or sideways-
-stored clip gets the same answer as the same face in landscape."""
+stored clip is tracked with the same boxes as the same face in landscape."""
 from __future__ import annotations
 
 import numpy as np
@@ -102,7 +102,8 @@ def test_portrait_and_rotated_video_track_the_face_as_landscape(predictions, kin
 
 def test_whole_frame_search_boxes_a_face_wider_than_the_frame(tmp_path):
     """A face whose box is wider than a narrow frame is boxed at its own size by the first
-    (whole-frame) detection only with the frame's edges repeated (`FaceConfig.edge_pad`)."""
+    (whole-frame) detection only with the frame's edges repeated (`FaceConfig.edge_pad`); a face
+    well inside the frame is never searched again, so its box is exactly what it was without."""
     from mrpn.data.faces import FaceConfig, make_detector, track_faces
 
     face = _drawn_face(0.5, 0.5)
@@ -117,6 +118,7 @@ def test_whole_frame_search_boxes_a_face_wider_than_the_frame(tmp_path):
             assert t.found.all()
             sizes[name, pad] = float(t.boxes[0, 2])
     assert sizes["narrow", 0.0] <= 126 < sizes["wide", 0.0]             # clipped to the frame
+    assert sizes["wide", 0.0] == sizes["wide", 0.15]    # a face inside the frame: its box as before
     assert abs(sizes["narrow", 0.15] / sizes["wide", 0.15] - 1) < 0.10    # its own size
 
 

@@ -25,10 +25,10 @@ class FaceConfig:
     max_gap: int = 15          # interpolate between detections at most this many frames apart
     smooth: int = 9            # centred moving average over this many frames (1: off)
     roi: float = 2.0           # search a window this many times the last face first (0: off)
-    # A whole-frame search sees the frame's edges repeated by this fraction of its shorter side, as
-    # the ROI window repeats them: a face wider than a portrait frame, or cut by the frame's edge,
-    # is then boxed at its own size from the first detection on, not smaller until the ROI search
-    # takes over (0: off, as caches made before this field).
+    # A whole-frame detection that reaches the frame's border is searched again with the edges
+    # repeated by this fraction of the shorter side, as the ROI window repeats them: a face wider
+    # than a portrait frame, or cut by the frame's edge, is then boxed at its own size from the first
+    # detection on, not smaller until the ROI search takes over (0: off, as caches made before it).
     edge_pad: float = 0.15
 
     def to_dict(self) -> dict:
@@ -46,6 +46,14 @@ class FaceTrack:
     @property
     def face_fraction(self) -> float:
         return float(self.found.mean()) if len(self.found) else 0.0
+
+
+def _touches_edge(box, shape, tol: float = 0.1) -> bool:
+    """Whether a detection (x, y, w, h, ...) comes within `tol` x the image's shorter side of its
+    border. Haar boxes a face cut by the border several pixels inside it (7 of 126), not on it."""
+    H, W = shape[:2]
+    t = tol * min(H, W)
+    return box[0] <= t or box[1] <= t or box[0] + box[2] >= W - t or box[1] + box[3] >= H - t
 
 
 class FaceTracker:
@@ -97,8 +105,15 @@ class FaceTracker:
                 return
         width = 0 if name == "none" else int(self.cfg.detect_width or 0)
         img, scale = detection_image(frame, width, color=color)
-        pad = 0 if name == "none" else int(round(float(self.cfg.edge_pad or 0) * min(img.shape[:2])))
-        best = largest(self.detector.detect(pad_edges(img, pad) if pad else img))
+        best, pad = largest(self.detector.detect(img)), 0
+        if best is not None and name != "none" and _touches_edge(best, img.shape):
+            # A face cut by the frame's edge (or wider than a portrait frame) is boxed no bigger than
+            # the frame. Search again with the edges repeated, as the ROI window does, to box it at its
+            # own size. Only then: a face inside the frame keeps exactly the box it always had (the
+            # detector's scale pyramid depends on the image size), and the padded search costs ~1.5x.
+            pad = int(round(float(self.cfg.edge_pad or 0) * min(img.shape[:2])))
+            padded = largest(self.detector.detect(pad_edges(img, pad))) if pad else None
+            best, pad = (padded, pad) if padded is not None else (best, 0)
         if best is not None and best[2] > 0 and best[3] > 0:
             box = np.array(best[:4], np.float64) - np.array([pad, pad, 0, 0])
             self._add(idx, box / scale)

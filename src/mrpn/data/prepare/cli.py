@@ -49,8 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--roi", type=nonneg_float, default=2.0, metavar="X",
                    help="first search a window X times the last face, rescaled (2.0; 0 = always the whole frame)")
     p.add_argument("--edge-pad", type=nonneg_float, default=0.15, metavar="X",
-                   help="whole-frame searches repeat the frame's edges by X x its shorter side, so a face "
-                        "cut by the edge is boxed at its size (0.15; 0 = off)")
+                   help="a whole-frame detection at the frame's border is searched again with the edges "
+                        "repeated by X x the shorter side, so a face cut by the edge is boxed at its size "
+                        "(0.15; 0 = off)")
     p.add_argument("--workers", type=positive_int, default=2, help="worker processes (2)")
     p.add_argument("--decode-threads", type=nonneg_int, default=None, metavar="N",
                    help="PyAV decoding threads per worker (default: cores / workers)")
