@@ -134,8 +134,8 @@ class Predictor:
             notes.append("audio is silent")
         if "no_audio" in flags or "silent_audio" in flags or not len(wave):
             wave = None
-        return {"faces": faces, "found": found, "boxes": arr["boxes"], "fps": fps, "audio": wave, "silent": "silent_audio" in flags,
-                "notes": notes, "timing": {"read_s": time.perf_counter() - t0}}
+        return {"faces": faces, "found": found, "boxes": arr["boxes"], "fps": fps, "audio": wave,
+                "silent": "silent_audio" in flags, "notes": notes, "timing": {"read_s": time.perf_counter() - t0}}
 
     def is_face_crop(self, path: str) -> bool:
         """An image no larger than twice the model's face crop is taken to be a face crop already."""

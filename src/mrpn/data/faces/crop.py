@@ -119,10 +119,9 @@ def detection_image(frame, width: int, color: bool = False) -> tuple[np.ndarray,
 
 
 def pad_edges(img: np.ndarray, pad: int) -> np.ndarray:
-    """`img` (grey [H, W] or [H, W, C]) with its edge pixels repeated `pad` pixels on every side."""
-    import cv2
-
-    return cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    """`img` (grey [H, W] or [H, W, C]) with its edge pixels repeated `pad` pixels on every side,
+    the repetition `_take` gives a window that leaves the frame."""
+    return np.pad(img, ((pad, pad), (pad, pad)) + ((0, 0),) * (img.ndim - 2), mode="edge")
 
 
 def roi_image(frame, box: Sequence[float], expand: float, face_px: int, color: bool = False

@@ -48,12 +48,11 @@ class FaceTrack:
         return float(self.found.mean()) if len(self.found) else 0.0
 
 
-def _touches_edge(box, shape, tol: float = 0.1) -> bool:
-    """Whether a detection (x, y, w, h, ...) comes within `tol` x the image's shorter side of its
-    border. Haar boxes a face cut by the border several pixels inside it (7 of 126), not on it."""
+def _touches_edge(box, shape, margin: float) -> bool:
+    """Whether a detection (x, y, w, h, ...) comes within `margin` pixels of the image's border."""
     H, W = shape[:2]
-    t = tol * min(H, W)
-    return box[0] <= t or box[1] <= t or box[0] + box[2] >= W - t or box[1] + box[3] >= H - t
+    return (box[0] <= margin or box[1] <= margin or box[0] + box[2] >= W - margin
+            or box[1] + box[3] >= H - margin)
 
 
 class FaceTracker:
@@ -96,27 +95,26 @@ class FaceTracker:
             img, x0, y0, f = roi_image(frame, self._det_box[-1], roi,
                                        int(getattr(self.detector, "roi_face_px", 64)), color)
             best = largest(self.detector.detect(img))
-            n = img.shape[0]
             # a face cut by the window's edge is not trusted: search the whole frame instead
-            if (best is not None and best[2] > 0 and best[3] > 0 and best[0] > 1 and best[1] > 1
-                    and best[0] + best[2] < n - 1 and best[1] + best[3] < n - 1):
+            if best is not None and best[2] > 0 and best[3] > 0 and not _touches_edge(best, img.shape, 1):
                 self.roi_hits += 1
                 self._add(idx, np.array([best[0] / f + x0, best[1] / f + y0, best[2] / f, best[3] / f]))
                 return
         width = 0 if name == "none" else int(self.cfg.detect_width or 0)
         img, scale = detection_image(frame, width, color=color)
-        best, pad = largest(self.detector.detect(img)), 0
-        if best is not None and name != "none" and _touches_edge(best, img.shape):
-            # A face cut by the frame's edge (or wider than a portrait frame) is boxed no bigger than
-            # the frame. Search again with the edges repeated, as the ROI window does, to box it at its
-            # own size. Only then: a face inside the frame keeps exactly the box it always had (the
-            # detector's scale pyramid depends on the image size), and the padded search costs ~1.5x.
-            pad = int(round(float(self.cfg.edge_pad or 0) * min(img.shape[:2])))
-            padded = largest(self.detector.detect(pad_edges(img, pad))) if pad else None
-            best, pad = (padded, pad) if padded is not None else (best, 0)
+        best = largest(self.detector.detect(img))
+        side = min(img.shape[:2])
+        pad = 0 if name == "none" else int(round(float(self.cfg.edge_pad or 0) * side))
+        # Haar boxes a face cut by the frame's edge (or wider than a portrait frame) several pixels
+        # inside the border (7 of 126) and smaller than it is. Search again with the edges repeated,
+        # as the ROI window does, to box it at its own size. Only then: a face inside the frame keeps
+        # exactly the box it always had (the detector's scale pyramid depends on the image size).
+        if best is not None and pad and _touches_edge(best, img.shape, 0.1 * side):
+            padded = largest(self.detector.detect(pad_edges(img, pad)))
+            if padded is not None:
+                best = (padded[0] - pad, padded[1] - pad, padded[2], padded[3])
         if best is not None and best[2] > 0 and best[3] > 0:
-            box = np.array(best[:4], np.float64) - np.array([pad, pad, 0, 0])
-            self._add(idx, box / scale)
+            self._add(idx, np.array(best[:4], np.float64) / scale)
 
     def _add(self, idx: int, box: np.ndarray) -> None:
         self.detections += 1
