@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from mrpn.data.fer_cache import PRIVATE, PUBLIC, TEST, TRAIN, FerArrays
 from mrpn.io import atomic_write_json, atomic_write_with
 from mrpn.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from mrpn.training.loop import autocast, pick_device
 
 
 @dataclass
@@ -77,7 +78,8 @@ def build_extractor(r: FerRecipe) -> nn.Module:
 def augment(x: torch.Tensor, g: torch.Generator, r: FerRecipe) -> torch.Tensor:
     """x float [B, C, H, W] in [0, 1] -> augmented copy: flip, affine (zoom/rotate/shift), photometric, erase."""
     b = x.shape[0]
-    u = lambda *s: torch.rand(*s, generator=g)  # noqa: E731
+    # draws come from the CPU generator and then move: the same images on a CPU and on a GPU
+    u = lambda *s: torch.rand(*s, generator=g).to(x.device)  # noqa: E731
     flip = u(b) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     zoom = r.scale[0] + (r.scale[1] - r.scale[0]) * u(b)
@@ -101,10 +103,10 @@ def augment(x: torch.Tensor, g: torch.Generator, r: FerRecipe) -> torch.Tensor:
 def random_erase(x: torch.Tensor, g: torch.Generator, p: float) -> torch.Tensor:
     """Set one random rectangle (10-30 % of the side each way) per chosen image to the image mean."""
     b, _, h, w = x.shape
-    u = torch.rand(b, 5, generator=g)
+    u = torch.rand(b, 5, generator=g).to(x.device)
     eh, ew = (h * (0.1 + 0.2 * u[:, 0])).long(), (w * (0.1 + 0.2 * u[:, 1])).long()
     y0, x0 = (u[:, 2] * (h - eh)).long(), (u[:, 3] * (w - ew)).long()
-    ys, xs = torch.arange(h)[None, :, None], torch.arange(w)[None, None, :]
+    ys, xs = torch.arange(h, device=x.device)[None, :, None], torch.arange(w, device=x.device)[None, None, :]
     box = ((ys >= y0[:, None, None]) & (ys < (y0 + eh)[:, None, None])
            & (xs >= x0[:, None, None]) & (xs < (x0 + ew)[:, None, None]) & (u[:, 4] < p)[:, None, None])
     return torch.where(box[:, None], x.mean(dim=(1, 2, 3), keepdim=True), x)
@@ -122,7 +124,7 @@ def mix(x: torch.Tensor, t: torch.Tensor, g: torch.Generator, rng: np.random.Gen
         return x, t
     mode = modes[int(rng.integers(len(modes)))]
     lam = float(rng.beta(r.mixup, r.mixup) if mode == "mixup" else rng.beta(r.cutmix, r.cutmix))
-    perm = torch.randperm(x.shape[0], generator=g)
+    perm = torch.randperm(x.shape[0], generator=g).to(x.device)
     if mode == "mixup":
         return lam * x + (1 - lam) * x[perm], lam * t + (1 - lam) * t[perm]
     h, w = x.shape[-2:]
@@ -144,14 +146,18 @@ def normalise(x_uint8: torch.Tensor) -> torch.Tensor:
 # evaluation
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, images: torch.Tensor, batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits, logits of the mirrored image) for uint8 [N, H, W] images; the model sees (x-0.5)/0.5."""
+def predict_logits(model: nn.Module, images: torch.Tensor, batch: int = 512, precision: str = "fp32"
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, logits of the mirrored image) for uint8 [N, H, W] images; the model sees (x-0.5)/0.5.
+    The images go to the model's device one batch at a time; the logits come back as CPU float32."""
     model.eval()
+    dev = next(model.parameters()).device
     plain, flipped = [], []
     for i in range(0, len(images), batch):
-        x = (normalise(images[i:i + batch]) - 0.5) / 0.5
-        plain.append(model(x))
-        flipped.append(model(x.flip(-1)))
+        x = (normalise(images[i:i + batch].to(dev)) - 0.5) / 0.5
+        with autocast(dev, precision):
+            plain.append(model(x).float().cpu())
+            flipped.append(model(x.flip(-1)).float().cpu())
     return torch.cat(plain), torch.cat(flipped)
 
 
@@ -159,10 +165,11 @@ def recall_per_class(pred: torch.Tensor, y: torch.Tensor, n: int) -> list[float]
     return [float((pred[y == k] == k).float().mean()) if (y == k).any() else float("nan") for k in range(n)]
 
 
-def evaluate(model: nn.Module, sets: dict[str, tuple[torch.Tensor, torch.Tensor]], n_classes: int) -> dict:
+def evaluate(model: nn.Module, sets: dict[str, tuple[torch.Tensor, torch.Tensor]], n_classes: int,
+             precision: str = "fp32") -> dict:
     out = {}
     for name, (x, y) in sets.items():
-        lp, lf = predict_logits(model, x)
+        lp, lf = predict_logits(model, x, precision=precision)
         for mode, logits in (("plain", lp), ("flip", lp.softmax(1) + lf.softmax(1))):
             pred = logits.argmax(1)
             out[f"{name}_acc_{mode}"] = float((pred == y).float().mean())
@@ -244,8 +251,13 @@ def _sets(data: FerArrays) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     return sets
 
 
-def train_fer(data: FerArrays, r: FerRecipe, out: str | os.PathLike, log=print) -> dict:
-    """Train F_v + a linear head on FER2013 Training; choose the epoch on PublicTest (see module doc)."""
+def train_fer(data: FerArrays, r: FerRecipe, out: str | os.PathLike, log=print, device: str = "cpu",
+              precision: str = "fp32") -> dict:
+    """Train F_v + a linear head on FER2013 Training; choose the epoch on PublicTest (see module doc).
+
+    `device` and `precision` are not part of the recipe (a run may resume on another device): every
+    random draw comes from CPU generators, so a GPU sees the same batches and augmentations."""
+    dev = pick_device(device)
     out_p = Path(out)
     out_p.mkdir(parents=True, exist_ok=True)
     meta = {"task": "fer2013", **r.to_dict()}
@@ -256,7 +268,8 @@ def train_fer(data: FerArrays, r: FerRecipe, out: str | os.PathLike, log=print) 
         tr_x, tr_y = tr_x[keep], tr_y[keep]
     sets = _sets(data)
     sel = "public" if "public" in sets else "test"   # no PublicTest names: plain test accuracy, said so
-    model = Classifier(build_extractor(r), len(data.classes))
+    model = Classifier(build_extractor(r), len(data.classes)).to(dev)
+    tr_x, tr_y = tr_x.to(dev), tr_y.to(dev)   # uint8: the whole training set is 66 MB
     opt = torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=r.weight_decay)
     spe = len(tr_x) // r.batch_size
     if spe < 1:
@@ -265,10 +278,10 @@ def train_fer(data: FerArrays, r: FerRecipe, out: str | os.PathLike, log=print) 
     if r.init:  # a second cycle from an earlier run's weights (warm restart); last.pt below takes precedence
         _load_init(model, r.init)
     last = out_p / "last.pt"
-    start, history = resume_pretraining(last, meta, model, opt, sched, log)
+    start, history = resume_pretraining(last, meta, model, opt, sched, log, map_location=dev)
     log(f"FER2013: {len(tr_x)} train, " + ", ".join(f"{len(v[0])} {k}" for k, v in sets.items())
         + f"; {sum(p.numel() for p in model.extractor.parameters()) / 1e6:.2f}M extractor parameters, "
-        f"{torch.get_num_threads()} threads")
+        f"{_device_name(dev)}")
     every = max(1, spe // 10)
     for epoch in range(start + 1, r.epochs + 1):
         g = torch.Generator().manual_seed(r.seed * 100003 + epoch)  # the epoch depends only on (seed, epoch)
@@ -278,11 +291,13 @@ def train_fer(data: FerArrays, r: FerRecipe, out: str | os.PathLike, log=print) 
         model.train()
         t0, tot, n = time.perf_counter(), 0.0, 0
         for b in range(spe):
-            idx = perm[b * r.batch_size:(b + 1) * r.batch_size]
+            idx = perm[b * r.batch_size:(b + 1) * r.batch_size].to(dev)
             x = augment(normalise(tr_x[idx]), g, r)
             t = soft_targets(tr_y[idx], len(data.classes), r.label_smoothing)
             x, t = mix(x, t, g, rng, r)
-            loss = torch.sum(-t * F.log_softmax(model((x - 0.5) / 0.5), 1), 1).mean()
+            with autocast(dev, precision):
+                logits = model((x - 0.5) / 0.5)
+            loss = torch.sum(-t * F.log_softmax(logits.float(), 1), 1).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -292,8 +307,8 @@ def train_fer(data: FerArrays, r: FerRecipe, out: str | os.PathLike, log=print) 
                 log(f"epoch {epoch} batch {b + 1}/{spe} loss {tot / n:.3f} "
                     f"({n / (time.perf_counter() - t0):.0f} images/s)")
         train_s = time.perf_counter() - t0
-        ev = evaluate(model, sets, len(data.classes))
-        row = {"epoch": epoch, "train_loss": tot / n, "lr_end": float(sched.get_last_lr()[0]), "train_seconds": train_s,
+        ev = evaluate(model, sets, len(data.classes), precision)
+        row = {"epoch": epoch, "device": _device_name(dev), "precision": precision, "train_loss": tot / n, "lr_end": float(sched.get_last_lr()[0]), "train_seconds": train_s,
                "eval_seconds": time.perf_counter() - t0 - train_s, "images_per_s": n / train_s,
                "load_avg_1m": os.getloadavg()[0], **ev}
         history.append(row)
@@ -306,6 +321,12 @@ def train_fer(data: FerArrays, r: FerRecipe, out: str | os.PathLike, log=print) 
         acc = "  ".join(f"{k} {ev[f'{k}_acc_plain']:.4f}/{ev[f'{k}_acc_flip']:.4f}" for k in sets)
         log(f"epoch {epoch}: train loss {tot / n:.3f}  {acc} (plain/flip)  {train_s:.0f}s train")
     return summarise(history, meta, data.classes, sel, out_p)
+
+
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"cpu, {torch.get_num_threads()} threads"
 
 
 def summarise(history: list[dict], meta: dict, classes: list[str], sel: str, out: Path) -> dict:
@@ -324,6 +345,7 @@ def summarise(history: list[dict], meta: dict, classes: list[str], sel: str, out
     res["command"] = " ".join(sys.argv)
     res["torch"] = torch.__version__
     res["threads"] = torch.get_num_threads()
+    res["device"] = history[-1].get("device", f"cpu, {res['threads']} threads")
     atomic_write_json(out / "metrics.json", res)
     return res
 

@@ -94,7 +94,8 @@ def evaluate_classifier(model: nn.Module, dl, device, precision: str) -> float:
     return correct / max(n, 1)
 
 
-def pretrain_visual(fer_root: str, out: str, recipe=None, cache: str | None = None, log=print) -> dict:
+def pretrain_visual(fer_root: str, out: str, recipe=None, cache: str | None = None, log=print,
+                    device: str = "cpu", precision: str = "fp32") -> dict:
     """FER2013 -> F_v (see `mrpn.training.fer`): decoded once, batch-augmented, epoch chosen on PublicTest."""
     from mrpn.data.fer_cache import load_fer
     from mrpn.training.fer import FerRecipe, train_fer
@@ -105,7 +106,7 @@ def pretrain_visual(fer_root: str, out: str, recipe=None, cache: str | None = No
     t0 = time.perf_counter()
     data = load_fer(fer_root, cache, log=log)
     log(f"FER2013 loaded in {time.perf_counter() - t0:.1f}s ({len(data.images)} images)")
-    return train_fer(data, recipe, out, log=log)
+    return train_fer(data, recipe, out, log=log, device=device, precision=precision)
 
 
 class SpeakerSegments(Dataset):
@@ -210,7 +211,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--limit", type=int, default=0, help="use at most N training images / files per speaker")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="audio: device (visual runs on the CPU)")
+    p.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda, cuda:1")
     p.add_argument("--precision", default="fp32", choices=["auto", "bf16", "fp32"])
 
 
@@ -231,7 +232,8 @@ def main(args: argparse.Namespace) -> int:
                                in_channels=3 if args.rgb else 1)
             if args.size != 48 or args.rgb:
                 raise ConfigError("visual pretraining uses FER2013's 48x48 grey faces (--size 48, no --rgb)")
-            r = pretrain_visual(args.root, args.out, recipe, args.cache, log=log)
+            r = pretrain_visual(args.root, args.out, recipe, args.cache, log=log, device=args.device,
+                                precision=args.precision)
             print(f"FER2013 PrivateTest accuracy {r.get('private_accuracy', float('nan')):.4f} at epoch "
                   f"{r['epoch']} (chosen on {r['selected_on']}, tta {r['tta']}) -> "
                   f"{Path(args.out) / 'extractor.safetensors'}")
