@@ -161,6 +161,24 @@ def test_tiny_training_writes_history_weights_and_resumes(tmp_path):
         train_fer(data, FerRecipe(width=8, epochs=1, batch_size=32, init=r2.init), tmp_path / "run3")
 
 
+def test_precision_and_device_are_recorded_and_not_part_of_the_recipe(tmp_path):
+    """bf16 autocast (the GPU setting) trains too; a run resumes under another precision or device,
+    because neither is in the recipe that last.pt is checked against."""
+    from mrpn.data.fer_cache import FerArrays
+
+    rng = np.random.default_rng(1)
+    usage = np.array([TRAIN] * 64 + [PUBLIC] * 16 + [PRIVATE] * 16, np.uint8)
+    data = FerArrays(rng.integers(0, 255, (96, 48, 48), dtype=np.uint8), rng.integers(0, 7, 96), usage, CLASSES)
+    r = FerRecipe(extractor="resnet18", width=4, epochs=2, batch_size=32)
+    res = train_fer(data, r, tmp_path / "run", device="cpu", precision="bf16")
+    hist = json.loads((tmp_path / "run" / "history.json").read_text())["history"]
+    assert [h["precision"] for h in hist] == ["bf16", "bf16"] and hist[0]["device"].startswith("cpu")
+    assert res["device"].startswith("cpu") and np.isfinite(hist[-1]["train_loss"])
+    logs = []
+    again = train_fer(data, r, tmp_path / "run", log=logs.append, device="cpu", precision="fp32")
+    assert any("resuming after epoch 2" in m for m in logs) and again["epoch"] == res["epoch"]
+
+
 def test_facecnn_is_a_visual_extractor_option_and_checks_pretrained_shapes(tmp_path):
     from dataclasses import replace
 
