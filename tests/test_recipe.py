@@ -267,3 +267,30 @@ def test_am_fold_table_puts_each_fold_in_its_column(tmp_path):
     assert paper["n_folds"] == 12 and round(paper["mean"], 1) == 69.3
     md = tool.markdown(rows)
     assert "| 70.0 | – |" in md and "69.3 ± 8.5 (12)" in md
+
+
+def test_am_fold_table_beside_rows_and_fit_statistics(tmp_path):
+    """--beside adds another run's three rows under its own label; --fit reads each fold's history: the first
+    epoch at 99 % training accuracy, inner accuracy n-k epochs before the end and at the end, and whether
+    the last epoch beat the inner choice on the test pair."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("am_fold_table", Path(__file__).parent.parent / "tools" / "am_fold_table.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    other = {"accuracy_inner_selected": {"per_fold": {"A5,6": 0.6}}}
+    rows = tool.build({}, {}, "NT", beside=("T", other))
+    row = next(r for r in rows if r["row"].startswith("T: ") and "inner" in r["row"])
+    assert row["per_fold"][2] == pytest.approx(60) and row["n_folds"] == 1
+    assert rows[-1]["row"] == "paper, Table 1, AM (NT)"
+    fold = tmp_path / "fold_01"
+    fold.mkdir()
+    hist = [{"epoch": e, "train_accuracy": min(1.0, 0.5 + 0.1 * e), "inner_accuracy": 0.1 * e} for e in range(1, 8)]
+    (fold / "history.json").write_text(json.dumps(hist))
+    (fold / "metrics.json").write_text(json.dumps({"fold": "A1,2", "accuracy_last_epoch": 0.7,
+                                                   "accuracy_inner_selected": 0.6, "wall_time_s": 12.0}))
+    text = tool.fit(tmp_path, decay_epochs=3)
+    # train 0.5 + 0.1e first reaches 0.99 at e = 5; inner at epoch 7-3 = 4 is 40 %, at the end 70 %
+    assert "| A1,2 | 5 | 100.0 | 40.0 → 70.0 | better | 12 |" in text

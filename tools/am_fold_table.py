@@ -6,6 +6,9 @@ Chang & Skarbek 2021, ../shared/paper). Prints a markdown table and a JSON summa
 
     python3 tools/am_fold_table.py docs/results/ravdess_am_recipe/summary.json \
         --baselines docs/results/audio_baselines.json [--json docs/results/ravdess_am_recipe/table.json]
+
+`--beside OTHER/summary.json` adds another run's three rows (e.g. T beside NT); `--fit` prints, per fold,
+how the training went, read from the committed fold histories (no test actor involved).
 """
 from __future__ import annotations
 
@@ -37,11 +40,18 @@ def _stats(values: list[float | None]) -> tuple[float, float, int]:
     return (float(v.mean()), float(v.std()), len(v)) if len(v) else (float("nan"), float("nan"), 0)
 
 
-def build(summary: dict, baselines: dict, setting: str) -> list[dict]:
+def _run_rows(summary: dict, prefix: str = "") -> list[dict]:
     rows = []
     for key, label in ROWS:
         per = summary.get(key, {}).get("per_fold", {})
-        rows.append({"row": label, "per_fold": [100 * per[f] if f in per else None for f in FOLDS]})
+        rows.append({"row": prefix + label, "per_fold": [100 * per[f] if f in per else None for f in FOLDS]})
+    return rows
+
+
+def build(summary: dict, baselines: dict, setting: str, beside: tuple[str, dict] | None = None) -> list[dict]:
+    rows = _run_rows(summary)
+    if beside is not None:
+        rows += _run_rows(beside[1], prefix=f"{beside[0]}: ")
     for key, label in BASELINES:
         per = baselines.get("baselines", {}).get(key, {}).get("folds", {})
         rows.append({"row": label, "per_fold": [100 * per[f]["accuracy"] if f in per else None for f in FOLDS]})
@@ -75,6 +85,32 @@ def curves(run_dir: Path, epochs: tuple[int, ...] = (10, 20, 30, 35, 40)) -> str
     return "\n".join(out)
 
 
+def fit(run_dir: Path, decay_epochs: int = 28) -> str:
+    """Per fold (`run_dir/fold_*/history.json` + metrics.json): the first epoch whose training accuracy (on
+    the augmented clips) reaches 99 %, the training accuracy at the last epoch, the inner-validation accuracy
+    `decay_epochs` before the end and at the end (does the schedule's decay still help?), whether the last
+    epoch beats the inner choice on the test pair, and the wall time (a record, not a speed figure)."""
+    out = ["| fold | first epoch train ≥ 99 % | train acc, last epoch | inner acc, epoch n-"
+           f"{decay_epochs} → n | last epoch vs inner choice (test pair) | wall time (s) |",
+           "| --- | ---: | ---: | ---: | --- | ---: |"]
+    for d in sorted(run_dir.glob("fold_*")):
+        try:
+            h = json.loads((d / "history.json").read_text())
+            m = json.loads((d / "metrics.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        first = next((r["epoch"] for r in h if r["train_accuracy"] >= 0.99), None)
+        inner = [r.get("inner_accuracy") for r in h]
+        k = max(len(h) - decay_epochs, 1)
+        last, chosen = m.get("accuracy_last_epoch"), m.get("accuracy_inner_selected")
+        cmp = "–" if last is None or chosen is None else (
+            "tie" if abs(last - chosen) < 1e-9 else ("better" if last > chosen else "worse"))
+        inner_txt = "–" if inner[-1] is None else f"{100 * inner[k - 1]:.1f} → {100 * inner[-1]:.1f}"
+        out.append(f"| {m.get('fold', d.name)} | {first if first else '–'} | {100 * h[-1]['train_accuracy']:.1f} | "
+                   f"{inner_txt} | {cmp} | {m.get('wall_time_s', float('nan')):.0f} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("summary", type=Path, help="summary.json of the AM run")
@@ -83,17 +119,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="also write the rows here")
     p.add_argument("--curves", action="store_true", help="also print the mean training / inner-validation "
                    "accuracy by epoch from the fold histories beside the summary")
+    p.add_argument("--beside", type=Path, help="another run's summary.json, whose three rows are added")
+    p.add_argument("--beside-label", default="T", help="prefix of those rows")
+    p.add_argument("--fit", action="store_true", help="also print per-fold training statistics")
     a = p.parse_args(argv)
     try:
         summary, baselines = json.loads(a.summary.read_text()), json.loads(a.baselines.read_text())
+        beside = (a.beside_label, json.loads(a.beside.read_text())) if a.beside else None
     except (OSError, json.JSONDecodeError) as e:
         print(f"am_fold_table: {e}", file=sys.stderr)
         return 2
-    rows = build(summary, baselines, a.setting)
+    rows = build(summary, baselines, a.setting, beside)
     print(markdown(rows))
     if a.curves:
         print()
         print(curves(a.summary.parent))
+    if a.fit:
+        print()
+        print(fit(a.summary.parent))
     if a.json:
         from mrpn.io import atomic_write_json
 
