@@ -97,7 +97,8 @@ def fit(run_dir: Path, decay_epochs: int = 28) -> str:
         try:
             h = json.loads((d / "history.json").read_text())
             m = json.loads((d / "metrics.json").read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, json.JSONDecodeError) as e:
+            print(f"am_fold_table: {d}: skipped, {e}", file=sys.stderr)  # an unfinished fold has no metrics.json
             continue
         first = next((r["epoch"] for r in h if r["train_accuracy"] >= 0.99), None)
         inner = [r.get("inner_accuracy") for r in h]
