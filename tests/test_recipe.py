@@ -293,4 +293,6 @@ def test_am_fold_table_beside_rows_and_fit_statistics(tmp_path):
                                                    "accuracy_inner_selected": 0.6, "wall_time_s": 12.0}))
     text = tool.fit(tmp_path, decay_epochs=3)
     # train 0.5 + 0.1e first reaches 0.99 at e = 5; inner at epoch 7-3 = 4 is 40 %, at the end 70 %
-    assert "| A1,2 | 5 | 100.0 | 40.0 → 70.0 | better | 12 |" in text
+    assert "| A1,2 | 5 | 100.0 | 40.0 (4) → 70.0 (7) | better | 12 |" in text
+    # a run shorter than the decay window starts from its first epoch, and says so
+    assert "| A1,2 | 5 | 100.0 | 10.0 (1) → 70.0 (7) | better | 12 |" in tool.fit(tmp_path, decay_epochs=28)

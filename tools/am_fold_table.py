@@ -90,8 +90,8 @@ def fit(run_dir: Path, decay_epochs: int = 28) -> str:
     the augmented clips) reaches 99 %, the training accuracy at the last epoch, the inner-validation accuracy
     `decay_epochs` before the end and at the end (does the schedule's decay still help?), whether the last
     epoch beats the inner choice on the test pair, and the wall time (a record, not a speed figure)."""
-    out = ["| fold | first epoch train ≥ 99 % | train acc, last epoch | inner acc, epoch n-"
-           f"{decay_epochs} → n | last epoch vs inner choice (test pair) | wall time (s) |",
+    out = [f"| fold | first epoch train ≥ 99 % | train acc, last epoch | inner acc (epoch), n-{decay_epochs} "
+           "or the first → n | last epoch vs inner choice (test pair) | wall time (s) |",
            "| --- | ---: | ---: | ---: | --- | ---: |"]
     for d in sorted(run_dir.glob("fold_*")):
         try:
@@ -106,7 +106,9 @@ def fit(run_dir: Path, decay_epochs: int = 28) -> str:
         last, chosen = m.get("accuracy_last_epoch"), m.get("accuracy_inner_selected")
         cmp = "–" if last is None or chosen is None else (
             "tie" if abs(last - chosen) < 1e-9 else ("better" if last > chosen else "worse"))
-        inner_txt = "–" if inner[-1] is None else f"{100 * inner[k - 1]:.1f} → {100 * inner[-1]:.1f}"
+        # a run shorter than decay_epochs starts from its first epoch; the epochs are printed so it shows
+        inner_txt = "–" if inner[-1] is None else (
+            f"{100 * inner[k - 1]:.1f} ({h[k - 1]['epoch']}) → {100 * inner[-1]:.1f} ({h[-1]['epoch']})")
         out.append(f"| {m.get('fold', d.name)} | {first if first else '–'} | {100 * h[-1]['train_accuracy']:.1f} | "
                    f"{inner_txt} | {cmp} | {m.get('wall_time_s', float('nan')):.0f} |")
     return "\n".join(out)
