@@ -296,3 +296,20 @@ def test_am_fold_table_beside_rows_and_fit_statistics(tmp_path):
     assert "| A1,2 | 5 | 100.0 | 40.0 (4) → 70.0 (7) | better | 12 |" in text
     # a run shorter than the decay window starts from its first epoch, and says so
     assert "| A1,2 | 5 | 100.0 | 10.0 (1) → 70.0 (7) | better | 12 |" in tool.fit(tmp_path, decay_epochs=28)
+
+
+def test_am_fold_table_paired_counts_folds_both_runs_have():
+    """--beside also prints, per epoch choice, the mean fold-by-fold difference and the win / loss / tie counts,
+    over only the folds both runs have."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("am_fold_table", Path(__file__).parent.parent / "tools" / "am_fold_table.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    this = {"accuracy_inner_selected": {"per_fold": {"A1,2": 0.6, "A3,4": 0.5, "A5,6": 0.7, "A7,8": 0.9}}}
+    other = {"accuracy_inner_selected": {"per_fold": {"A1,2": 0.5, "A3,4": 0.6, "A5,6": 0.7}}}
+    text = tool.paired(this, other, "B")
+    # differences +10, -10, 0 over the 3 shared folds (A7,8 is only in this run)
+    assert text == ("recipe, epoch chosen on the inner actors: this run − B = +0.0 points over 3 folds; "
+                    "better on 1, worse on 1, tied on 1")

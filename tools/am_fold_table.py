@@ -7,7 +7,8 @@ Chang & Skarbek 2021, ../shared/paper). Prints a markdown table and a JSON summa
     python3 tools/am_fold_table.py docs/results/ravdess_am_recipe/summary.json \
         --baselines docs/results/audio_baselines.json [--json docs/results/ravdess_am_recipe/table.json]
 
-`--beside OTHER/summary.json` adds another run's three rows (e.g. T beside NT); `--fit` prints, per fold,
+`--beside OTHER/summary.json` adds another run's three rows (e.g. T beside NT) and the fold-by-fold
+differences between the two runs; `--fit` prints, per fold,
 how the training went, read from the committed fold histories (no test actor involved).
 """
 from __future__ import annotations
@@ -59,6 +60,22 @@ def build(summary: dict, baselines: dict, setting: str, beside: tuple[str, dict]
     for r in rows:
         r["mean"], r["std"], r["n_folds"] = _stats(r["per_fold"])
     return rows
+
+
+def paired(summary: dict, other: dict, label: str) -> str:
+    """Per way of choosing the epoch: the mean fold-by-fold difference (this run − the other, points) and on
+    how many of the folds both have this run is better, worse or tied: the comparison of two runs on the same
+    folds, which the two means alone hide."""
+    out = []
+    for key, name in ROWS:
+        a, b = summary.get(key, {}).get("per_fold", {}), other.get(key, {}).get("per_fold", {})
+        d = np.array([100 * (a[f] - b[f]) for f in FOLDS if f in a and f in b])
+        if not len(d):
+            continue
+        better, worse = int((d > 1e-9).sum()), int((d < -1e-9).sum())
+        out.append(f"{name}: this run − {label} = {d.mean():+.1f} points over {len(d)} folds; better on {better}, "
+                   f"worse on {worse}, tied on {len(d) - better - worse}")
+    return "\n".join(out)
 
 
 def markdown(rows: list[dict]) -> str:
@@ -134,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows = build(summary, baselines, a.setting, beside)
     print(markdown(rows))
+    if beside is not None:
+        print()
+        print(paired(summary, beside[1], beside[0]))
     if a.curves:
         print()
         print(curves(a.summary.parent))
