@@ -2,10 +2,13 @@
 
     python3 bench/fer_serving.py --usage private --out docs/results/fer_serving_private.json   # all PrivateTest
     python3 bench/fer_serving.py --per-class 50 --forced --out docs/results/fer_serving.json     # issue 8's check
+    python3 bench/fer_serving.py --usage private --held-s 3 --out ...   # also each image held for 3 s of video
 
 Two ways to read the same 48x48 image with the same network (the shipped model unless --model):
 `mrpn predict` (Predictor.predict_file: the file decoded and cropped as any picture a user gives) and the
-evaluation path of the paired benchmark, where the decoded image is the face (predict_arrays). Both see
+evaluation path of the paired benchmark, where the decoded image is the face (predict_arrays); with
+--held-s also that path with the image held still for that many seconds of 25 fps video (the frames a
+real video of one person gives the face branch: the same face, many times). All of them see
 the face alone (no audio), so the answer is the face head's. Per class: recall, and how often the class is
 predicted (a model that answers one class for everything shows there). With --forced also the old
 behaviour of issue 8 (OpenCV Haar on the 48x48 crop).
@@ -52,6 +55,7 @@ def main() -> None:
     ap.add_argument("--per-class", type=int, default=0, help="at most this many images per class (0 = all)")
     ap.add_argument("--model", default=None, help="model file (default: the shipped mrpn-default)")
     ap.add_argument("--forced", action="store_true", help="also force face detection on every image (issue 8)")
+    ap.add_argument("--held-s", type=float, default=0.0, help="also each image held for this many seconds of video")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", help="write the results here (JSON)")
     args = ap.parse_args()
@@ -67,6 +71,9 @@ def main() -> None:
         forced.is_face_crop = lambda path: False  # detect faces in every image (before issue 8's fix)
     items = pick(Path(args.data), args.usage, args.per_class, np.random.default_rng(args.seed))
     paths = {"mrpn predict": [], "evaluation path (whole image as the face)": []}
+    held = f"evaluation path, the image held for {args.held_s:g} s of 25 fps video"
+    if args.held_s:
+        paths[held] = []
     if forced is not None:
         paths["mrpn predict, face detection forced (before the fix)"] = []
     no_face = 0
@@ -74,6 +81,9 @@ def main() -> None:
         paths["mrpn predict"].append(served.predict_file(str(f)).label)
         img = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
         paths["evaluation path (whole image as the face)"].append(served.predict_arrays(img[None, :, :, None], None, 1.0, None).label)
+        if args.held_s:
+            n = max(1, int(round(args.held_s * 25)))
+            paths[held].append(served.predict_arrays(np.repeat(img[None, :, :, None], n, 0), None, 25.0, None).label)
         if forced is not None:
             try:
                 paths["mrpn predict, face detection forced (before the fix)"].append(forced.predict_file(str(f)).label)

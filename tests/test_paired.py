@@ -81,6 +81,49 @@ def test_fuzzy_faces_change_only_training_clips_and_keep_their_share(audio_cache
         PairedSource(str(audio_cache), fer_root, val_actors={"01"}, fuzzy=1.5)
 
 
+def test_held_faces_are_one_face_over_the_clip_for_a_share_of_training_clips(audio_cache, shared_data, tmp_path,
+                                                                            monkeypatch):
+    """data.paired_video: a share of the training actors' clips shows one face held at 25 fps for the clip's
+    length (what a real video of one person gives the face branch), the test and inner actors' never; the
+    loader then samples it at data.video_fps and data.max_frames like a real video's frames."""
+    import numpy as np
+
+    from mrpn.config import load_config
+    from mrpn.data.loader import EmotionDataset
+    from mrpn.data.paired import PairedSource
+
+    monkeypatch.setenv("MRPN_CACHE", str(tmp_path / "c"))
+    fer_root = str(shared_data / "fer2013")
+    clean = PairedSource(str(audio_cache), fer_root, val_actors={"01", "02"})
+    held = PairedSource(str(audio_cache), fer_root, val_actors={"01", "02"}, video=0.5)
+    held.keep_clean({"03"})
+    clips = held.clips()
+    train = [i for i, c in enumerate(clips) if c.actor == "04"]
+    kept = [i for i, c in enumerate(clips) if c.actor in ("01", "02", "03")]
+    video = [i for i in train if held.layout(i) == "video"]
+    assert 0.3 < len(video) / len(train) < 0.7                 # 0.5 of 52 clips, binomial spread
+    assert all(held.layout(i) == "paired" for i in kept)
+    assert all(clean.layout(i) == "paired" for i in train)
+    i = video[0]
+    ex, ref = held.load(i), clean.load(i)
+    seconds = len(ex.audio) / 16000
+    assert abs(len(ex.faces) - seconds * 25) <= 1 and abs(len(ex.faces) / ex.fps - seconds) < 1e-6
+    assert (ex.faces == ref.faces[:1]).all()                   # the clip's first face, repeated
+    assert ex.clip.label == ref.clip.label and (ex.audio == ref.audio).all()
+    p = held.load(train[[held.layout(j) for j in train].index("paired")])
+    assert p.faces.shape == (4, 48, 48, 1)
+    cfg = load_config("cpu").data
+    x = EmotionDataset(held, [i], cfg, ("v",), train=False)[0]["v"]
+    assert x.shape[0] == min(cfg.max_frames, int(np.ceil(seconds * cfg.video_fps)))   # sampled as a video
+    clean.face_layout = "video"                                # evaluation: every clip held
+    assert all(clean.layout(j) == "video" for j in kept + train)
+    clean.face_layout = "sideways"
+    with pytest.raises(ValueError, match="face_layout"):
+        clean.layout(0)
+    with pytest.raises(ValueError, match="share"):
+        PairedSource(str(audio_cache), fer_root, val_actors={"01"}, video=-0.1)
+
+
 def test_paired_n2_trains_one_fold(audio_cache, shared_data, tmp_path, monkeypatch):
     from mrpn.config import load_config
     from mrpn.training.run import run_fold

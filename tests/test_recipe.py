@@ -149,6 +149,11 @@ def test_paired_fuzzy_and_extractor_lr_scale_are_checked_at_load_time():
     with pytest.raises(ConfigError, match="extractor_lr_scale"):
         load_config("cpu", overrides=["train.extractor_lr_scale=0"])
     assert load_config("cpu", overrides=["data.dataset=paired", "data.paired_fuzzy=0.3"]).data.paired_fuzzy == 0.3
+    with pytest.raises(ConfigError, match="data.paired_video=0.5 .*data.dataset=paired"):
+        load_config("cpu", overrides=["data.paired_video=0.5"])
+    with pytest.raises(ConfigError, match="paired_video"):
+        load_config("cpu", overrides=["data.dataset=paired", "data.paired_video=2"])
+    assert load_config("cpu", overrides=["data.dataset=paired", "data.paired_video=1"]).data.paired_video == 1.0
 
 
 def test_configs_saved_before_the_recipe_keep_their_meaning():

@@ -2,7 +2,8 @@
 the paired-by-class benchmark): one actor group's clips scored with their faces as paired, with every
 face neutral ("missing"), with every face of another emotion ("fuzzy"), and with no face at all (the
 audio side head). A model that only follows the face drops to the face's answer under "neutral";
-one that fuses falls back on the voice.
+one that fuses falls back on the voice. "video": one face of the label's emotion held over the whole clip,
+as a real video shows one person, instead of four different people.
 
     python3 tools/paired_face_conditions.py MODEL [MODEL ...] --cache cache/ravdess_audio \
         --fer ../shared/data/fer2013 --fold 1 --actors inner --out docs/results/shipped/face_conditions.json
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 CONDITIONS = {"label": "faces as paired (the label's emotion)", "neutral": "every face neutral (missing)",
-              "other": "every face another emotion (fuzzy)"}
+              "other": "every face another emotion (fuzzy)", "video": "one face held over the clip (as a video)"}
 
 
 def _row(y_true, y_pred, classes: list[str]) -> dict:
@@ -48,7 +49,8 @@ def face_conditions(model_path: str | None, cache: str, fer: str, fold: int, act
     model, cfg, classes = load_for_inference(model_path, "cpu")
     if cfg.data.dataset != "paired":
         raise SystemExit(f"{model_path}: trained on {cfg.data.dataset!r}, not on the paired benchmark")
-    cfg = replace(cfg, data=replace(cfg.data, cache=cache, fer=fer, workers=0, paired_fuzzy=0.0))
+    cfg = replace(cfg, data=replace(cfg.data, cache=cache, fer=fer, workers=0, paired_fuzzy=0.0,
+                                           paired_video=0.0))
     source = make_source(cfg, set(protocol_val_actors(cfg, fold)))
     clips = source.clips()
     protocol = resolve_protocol(cfg, [c.actor for c in clips], {c.actor: c.gender for c in clips})
@@ -58,7 +60,7 @@ def face_conditions(model_path: str | None, cache: str, fer: str, fold: int, act
     out: dict = {"model": model_path or "shipped (mrpn-default)", "fold": fold, "actors": actors,
                  "actor_ids": sorted({clips[i].actor for i in idx}), "classes": classes}
     for cond in CONDITIONS:
-        source.face_condition = cond
+        source.face_condition, source.face_layout = ("label", "video") if cond == "video" else (cond, "paired")
         ds = EmotionDataset(source, idx, cfg.data, ("v", "a"), train=False, seed=cfg.train.seed)
         res = evaluate(model, make_loader(ds, cfg, False), torch.device("cpu"), precision="fp32",
                        channels_last=False, side_heads=True, progress=False)

@@ -27,6 +27,7 @@ class DataConfig:
     fer: str = ""                     # FER2013 root, only for the paired-by-class benchmark (dataset=paired)
     paired_faces: int = 4             # FER2013 faces per clip in the paired benchmark (a short "video")
     paired_fuzzy: float = 0.0         # paired: share of training clips whose faces show neutral/another emotion
+    paired_video: float = 0.0         # paired: share of training clips whose faces are one face held as a video
     protocol: str = ""                # fold protocol name or JSON path; "" = the dataset's default
     # video input (paper 4.4 item 1-2)
     face_size: int = 112              # side of the square face crop fed to F_v
@@ -311,7 +312,7 @@ LEGACY_DEFAULTS: dict[str, Any] = {
     "train.schedule": "plateau", "train.warmup_epochs": 0.0, "train.label_smoothing": 0.0,
     "train.mixup": 0.0, "train.inner_val": False, "train.threads": 0, "train.freeze_extractors": "",
     "train.feature_views": 0, "train.feature_cache": "", "train.extractor_lr_scale": 1.0,
-    "data.paired_fuzzy": 0.0,
+    "data.paired_fuzzy": 0.0, "data.paired_video": 0.0,
 }
 
 

@@ -154,7 +154,7 @@ def save_run_config(cfg: Config, run_dir: Path, **extra: Any) -> None:
         diffs = [k for k in same if old.get(k) != d.get(k)]
         for section, keys in (("data", ("dataset", "protocol", "time_aug", "segment_s", "segment_hop_s",
                                         "spatial_aug", "video_fps", "max_frames", "face_size", "gray",
-                                        "spec_size", "paired_faces", "paired_fuzzy", "audio_frontend", "n_fft",
+                                        "spec_size", "paired_faces", "paired_fuzzy", "paired_video", "audio_frontend", "n_fft",
                                         "hop_length", "sample_rate")),
                               ("model", tuple(d["model"]) if "model" in d else ())):
             for k in keys:

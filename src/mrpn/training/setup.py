@@ -53,7 +53,7 @@ def make_source(cfg: Config, val_actors: set[str]):
             raise ConfigError("the paired benchmark needs data.fer (FER2013 root)")
         try:
             return PairedSource(cfg.data.cache, cfg.data.fer, val_actors, cfg.data.paired_faces, cfg.train.seed,
-                                fuzzy=cfg.data.paired_fuzzy)
+                                fuzzy=cfg.data.paired_fuzzy, video=cfg.data.paired_video)
         except (ValueError, FileNotFoundError) as e:   # DatasetError is a ValueError
             raise ConfigError(f"paired benchmark: {e}") from None
     from mrpn.data.cache import CacheError
