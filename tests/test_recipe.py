@@ -292,15 +292,17 @@ def test_am_fold_table_beside_rows_and_fit_statistics(tmp_path):
     assert rows[-1]["row"] == "paper, Table 1, AM (NT)"
     fold = tmp_path / "fold_01"
     fold.mkdir()
-    hist = [{"epoch": e, "train_accuracy": min(1.0, 0.5 + 0.1 * e), "inner_accuracy": 0.1 * e} for e in range(1, 8)]
+    hist = [{"epoch": e, "train_accuracy": min(1.0, 0.5 + 0.1 * e), "inner_accuracy": 0.8 if e in (5, 6) else 0.1 * e}
+            for e in range(1, 8)]
     (fold / "history.json").write_text(json.dumps(hist))
     (fold / "metrics.json").write_text(json.dumps({"fold": "A1,2", "accuracy_last_epoch": 0.7,
                                                    "accuracy_inner_selected": 0.6, "wall_time_s": 12.0}))
     text = tool.fit(tmp_path, decay_epochs=3)
-    # train 0.5 + 0.1e first reaches 0.99 at e = 5; inner at epoch 7-3 = 4 is 40 %, at the end 70 %
-    assert "| A1,2 | 5 | 100.0 | 40.0 (4) → 70.0 (7) | better | 12 |" in text
+    # train 0.5 + 0.1e first reaches 0.99 at e = 5; inner at epoch 7-3 = 4 is 40 %, at the end 70 %; its
+    # peak, 80 %, first reached at epoch 5
+    assert "| A1,2 | 5 | 100.0 | 40.0 (4) → 70.0 (7) | 80.0 (5) | better | 12 |" in text
     # a run shorter than the decay window starts from its first epoch, and says so
-    assert "| A1,2 | 5 | 100.0 | 10.0 (1) → 70.0 (7) | better | 12 |" in tool.fit(tmp_path, decay_epochs=28)
+    assert "| A1,2 | 5 | 100.0 | 10.0 (1) → 70.0 (7) | 80.0 (5) | better | 12 |" in tool.fit(tmp_path, decay_epochs=28)
 
 
 def test_am_fold_table_paired_counts_folds_both_runs_have():

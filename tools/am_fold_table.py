@@ -105,11 +105,12 @@ def curves(run_dir: Path, epochs: tuple[int, ...] = (10, 20, 30, 35, 40)) -> str
 def fit(run_dir: Path, decay_epochs: int = 28) -> str:
     """Per fold (`run_dir/fold_*/history.json` + metrics.json): the first epoch whose training accuracy (on
     the augmented clips) reaches 99 %, the training accuracy at the last epoch, the inner-validation accuracy
-    `decay_epochs` before the end and at the end (does the schedule's decay still help?), whether the last
+    `decay_epochs` before the end and at the end (does the schedule's decay still help?), its peak and the first
+epoch that reaches it (what the inner choice picked, when it picks by accuracy), whether the last
     epoch beats the inner choice on the test pair, and the wall time (a record, not a speed figure)."""
     out = [f"| fold | first epoch train ≥ 99 % | train acc, last epoch | inner acc (epoch), n-{decay_epochs} "
-           "or the first → n | last epoch vs inner choice (test pair) | wall time (s) |",
-           "| --- | ---: | ---: | ---: | --- | ---: |"]
+           "or the first → n | inner acc peak (epoch) | last epoch vs inner choice (test pair) | wall time (s) |",
+           "| --- | ---: | ---: | ---: | ---: | --- | ---: |"]
     for d in sorted(run_dir.glob("fold_*")):
         try:
             h = json.loads((d / "history.json").read_text())
@@ -124,10 +125,13 @@ def fit(run_dir: Path, decay_epochs: int = 28) -> str:
         cmp = "–" if last is None or chosen is None else (
             "tie" if abs(last - chosen) < 1e-9 else ("better" if last > chosen else "worse"))
         # a run shorter than decay_epochs starts from its first epoch; the epochs are printed so it shows
-        inner_txt = "–" if inner[-1] is None else (
-            f"{100 * inner[k - 1]:.1f} ({h[k - 1]['epoch']}) → {100 * inner[-1]:.1f} ({h[-1]['epoch']})")
+        inner_txt = peak_txt = "–"
+        if inner[-1] is not None:
+            inner_txt = f"{100 * inner[k - 1]:.1f} ({h[k - 1]['epoch']}) → {100 * inner[-1]:.1f} ({h[-1]['epoch']})"
+            j = int(np.argmax([-1.0 if v is None else v for v in inner]))   # the first epoch at the peak
+            peak_txt = f"{100 * inner[j]:.1f} ({h[j]['epoch']})"
         out.append(f"| {m.get('fold', d.name)} | {first if first else '–'} | {100 * h[-1]['train_accuracy']:.1f} | "
-                   f"{inner_txt} | {cmp} | {m.get('wall_time_s', float('nan')):.0f} |")
+                   f"{inner_txt} | {peak_txt} | {cmp} | {m.get('wall_time_s', float('nan')):.0f} |")
     return "\n".join(out)
 
 
