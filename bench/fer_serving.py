@@ -63,6 +63,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
+    from mrpn.data.paired import HELD_FACE_FPS
     from mrpn.inference.predictor import Predictor
 
     served = Predictor(args.model)
@@ -71,7 +72,7 @@ def main() -> None:
         forced.is_face_crop = lambda path: False  # detect faces in every image (before issue 8's fix)
     items = pick(Path(args.data), args.usage, args.per_class, np.random.default_rng(args.seed))
     paths = {"mrpn predict": [], "evaluation path (whole image as the face)": []}
-    held = f"evaluation path, the image held for {args.held_s:g} s of 25 fps video"
+    held = f"evaluation path, the image held for {args.held_s:g} s of {HELD_FACE_FPS:g} fps video"
     if args.held_s:
         paths[held] = []
     if forced is not None:
@@ -82,8 +83,9 @@ def main() -> None:
         img = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
         paths["evaluation path (whole image as the face)"].append(served.predict_arrays(img[None, :, :, None], None, 1.0, None).label)
         if args.held_s:
-            n = max(1, int(round(args.held_s * 25)))
-            paths[held].append(served.predict_arrays(np.repeat(img[None, :, :, None], n, 0), None, 25.0, None).label)
+            n = max(1, int(round(args.held_s * HELD_FACE_FPS)))
+            frames = np.repeat(img[None, :, :, None], n, 0)   # held as PairedSource lays out a held face
+            paths[held].append(served.predict_arrays(frames, None, HELD_FACE_FPS, None).label)
         if forced is not None:
             try:
                 paths["mrpn predict, face detection forced (before the fix)"].append(forced.predict_file(str(f)).label)
