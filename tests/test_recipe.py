@@ -94,6 +94,24 @@ def test_inner_split_never_holds_a_test_actor(name):
     assert len(seen) == len(p.folds)                                   # a different pair per fold
 
 
+def test_inner_actors_names_a_fresh_pair_of_training_actors_only():
+    from mrpn.config import ConfigError
+    from mrpn.data.folds import inner_val_actors, load_protocol
+
+    p = load_protocol("ravdess_paper12")
+    train = p.folds[0].train_actors
+    assert inner_val_actors(p, 1, train) == ["03", "04"]                       # the next fold's pair
+    assert inner_val_actors(p, 1, train, " 24,23 ") == ["23", "24"]           # named instead
+    with pytest.raises(ValueError, match="01 not among its training actors"):
+        inner_val_actors(p, 1, train, "01,23")                                 # a test actor: refused
+    with pytest.raises(ValueError, match="no training actor would be left"):
+        inner_val_actors(p, 1, train, ",".join(train))
+    with pytest.raises(ConfigError, match="train.inner_val=true"):
+        load_config("cpu", overrides=["train.inner_actors=23,24"])
+    cfg = load_config("cpu", overrides=["train.inner_val=true", "train.inner_actors=23,24"])
+    assert cfg.train.inner_actors == "23,24"
+
+
 def test_schedules_rise_and_fall():
     from mrpn.training.run import make_scheduler
 

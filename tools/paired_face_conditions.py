@@ -55,7 +55,7 @@ def face_conditions(model_path: str | None, cache: str, fer: str, fold: int, act
     clips = source.clips()
     protocol = resolve_protocol(cfg, [c.actor for c in clips], {c.actor: c.gender for c in clips})
     tr, va = fold_indices(clips, protocol.folds[fold - 1])
-    inner = set(inner_val_actors(protocol, fold, [clips[i].actor for i in tr]))
+    inner = set(inner_val_actors(protocol, fold, [clips[i].actor for i in tr], cfg.train.inner_actors))
     idx = va if actors == "test" else [i for i in tr if clips[i].actor in inner]
     out: dict = {"model": model_path or "shipped (mrpn-default)", "fold": fold, "actors": actors,
                  "actor_ids": sorted({clips[i].actor for i in idx}), "classes": classes}

@@ -66,6 +66,7 @@ class TrainConfig:
     label_smoothing: float = 0.0      # cross-entropy label smoothing (paper: 0)
     mixup: float = 0.0                # mixup Beta(alpha, alpha) on inputs and targets (0 = off)
     inner_val: bool = False           # select the epoch on a pair of training actors, not on the test fold
+    inner_actors: str = ""            # with inner_val: these training actors ("23,24") instead of the next fold's pair
     threads: int = 0                  # torch intra-op threads (0 = torch's default); recorded in the run
     lr_patience: int = 10             # halve the lr when val loss has not dropped for this many epochs (5.2)
     lr_factor: float = 0.5
@@ -312,7 +313,7 @@ LEGACY_DEFAULTS: dict[str, Any] = {
     "train.schedule": "plateau", "train.warmup_epochs": 0.0, "train.label_smoothing": 0.0,
     "train.mixup": 0.0, "train.inner_val": False, "train.threads": 0, "train.freeze_extractors": "",
     "train.feature_views": 0, "train.feature_cache": "", "train.extractor_lr_scale": 1.0,
-    "data.paired_fuzzy": 0.0, "data.paired_video": 0.0,
+    "data.paired_fuzzy": 0.0, "data.paired_video": 0.0, "train.inner_actors": "",
 }
 
 

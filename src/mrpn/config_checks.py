@@ -32,6 +32,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.freeze_extractors={cfg.train.freeze_extractors!r}: {cfg.model.kind} has the "
                           f"modalities {', '.join(registry.modalities_of(cfg.model.kind))}")
     _validate_feature_views(cfg, frozen)
+    if cfg.train.inner_actors.strip() and not cfg.train.inner_val:
+        raise ConfigError(f"train.inner_actors={cfg.train.inner_actors!r} names the inner-validation actors: "
+                          f"it needs train.inner_val=true")
     for key in ("paired_fuzzy", "paired_video"):
         if getattr(cfg.data, key) and cfg.data.dataset != "paired":
             raise ConfigError(f"data.{key}={getattr(cfg.data, key)} pairs faces of the paired benchmark: it needs "

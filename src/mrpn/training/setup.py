@@ -259,7 +259,7 @@ def split_inner(cfg: Config, protocol, fold_index: int, clips, tr_idx: list[int]
     from mrpn.data.folds import inner_val_actors
 
     try:
-        inner = inner_val_actors(protocol, fold_index, [clips[i].actor for i in tr_idx])
+        inner = inner_val_actors(protocol, fold_index, [clips[i].actor for i in tr_idx], cfg.train.inner_actors)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     keep = set(inner)
