@@ -154,7 +154,7 @@ class EncoderBlock(nn.Module):
 
     def attention(self, x: torch.Tensor, attend: torch.Tensor) -> torch.Tensor:
         B, T, D = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # 3 x [B, h, T, d]
+        q, k, v = self.qkv(x).view(B, T, 3, self.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x [B, h, T, d]
         # attend: [B, 1, 1, T] bool, True for valid keys; padded keys get zero attention weight
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attend,
                                            dropout_p=self.dropout if self.training else 0.0)
