@@ -16,10 +16,11 @@ shows little (it reads as neutral), and the fused answer should then come from t
 
 One face held as a video (`video`): a share of the training actors' clips gets a single face repeated at
 a camera's frame rate over the clip, instead of `n_faces` faces of different people. Why: a real video
-shows one person whose frames barely change, and the model reads the faces through an LSTM (A_v); trained
-only on four different people per clip, the shipped model of commit fbf3a26 was right on 61.6 % of FER2013
-PrivateTest images seen once and on 47.1 % of the same images held for 3 s (docs/MODEL_CARD.md). `face_layout` sets the
-layout of every clip for an evaluation ("paired", "video").
+shows one person whose frames barely change; trained only on four different people per clip, the LSTM A_v
+of the model shipped until commit 8f07ee7 was right on 61.6 % of FER2013 PrivateTest images seen once and on
+47.1 % of the same images held for 3 s. Training on held faces only moved its errors; the fix shipped is the
+Transformer(avg) aggregator (docs/MODEL_CARD.md), so the shipped model keeps this share at 0. `face_layout`
+sets the layout of every clip for an evaluation ("paired", "video").
 """
 from __future__ import annotations
 
