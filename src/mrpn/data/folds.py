@@ -149,24 +149,24 @@ def split_clips(clips: Iterable[Any], fold: Fold) -> tuple[list[Any], list[Any]]
 
 
 def inner_val_actors(protocol: Protocol, fold_index: int, train_actors: Iterable[str],
-                     chosen: str = "") -> list[str]:
+                     named: str = "") -> list[str]:
     """Actors held out of fold `fold_index`'s (1-based) training set to choose its epoch (issue 9 item 4).
 
     Deterministic and never a test actor: the validation actors of the next fold of the protocol
     (cyclically) that are training actors of this one, e.g. A3,4 for fold A1,2 of ravdess_paper12
     (one man and one woman, like every paper fold). When that leaves nothing (a protocol whose folds
-    overlap), the first two training actors in sorted order. `chosen` ("23,24", `train.inner_actors`)
+    overlap), the first two training actors in sorted order. `named` ("23,24", `train.inner_actors`)
     names them instead: a second, fresh selection pair once the usual one has been used for a choice;
     each must be a training actor of this fold, and some must stay to train on."""
     train = sorted(set(train_actors))
     if len(train) < 2:
         raise ValueError(f"fold {fold_index}: an inner validation split needs at least 2 training actors, "
                          f"got {len(train)}")
-    if chosen.strip():
-        picked = sorted({a.strip() for a in chosen.split(",") if a.strip()})
+    if named.strip():
+        picked = sorted({a.strip() for a in named.split(",") if a.strip()})
         bad = [a for a in picked if a not in set(train)]
         if bad or len(picked) >= len(train):
-            raise ValueError(f"fold {fold_index}: train.inner_actors={chosen!r}: "
+            raise ValueError(f"fold {fold_index}: train.inner_actors={named!r}: "
                              + (f"{', '.join(bad)} not among its training actors ({', '.join(train)})" if bad
                                 else "no training actor would be left"))
         return picked
