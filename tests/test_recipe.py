@@ -292,6 +292,27 @@ def test_am_fold_table_puts_each_fold_in_its_column(tmp_path):
     assert "| 70.0 | – |" in md and "69.3 ± 8.5 (12)" in md
 
 
+def test_am_fold_table_takes_several_baseline_files_and_names_the_cnn_by_its_epochs():
+    """Two bench outputs (the 24-epoch CNN with the other baselines, an 80-epoch CNN alone): each CNN gets
+    its own row named by its epoch count; the second file adds only the baseline it holds."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("am_fold_table", Path(__file__).parent.parent / "tools" / "am_fold_table.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    first = {"baselines": {"mfcc_svm": {"folds": {"A1,2": {"accuracy": 0.4}}},
+                           "cnn": {"folds": {"A1,2": {"accuracy": 0.5, "config": {"epochs": 24}}}}}}
+    second = {"baselines": {"cnn": {"folds": {"A1,2": {"accuracy": 0.6, "config": {"epochs": 80}},
+                                              "A3,4": {"accuracy": 0.7, "config": {"epochs": 80}}}}}}
+    rows = tool.build({}, [first, second], "T")
+    names = [r["row"] for r in rows]
+    assert names.count("baseline: log-mel clip CNN from scratch, 24 epochs") == 1
+    cnn80 = next(r for r in rows if r["row"] == "baseline: log-mel clip CNN from scratch, 80 epochs")
+    assert cnn80["per_fold"][:2] == [pytest.approx(60), pytest.approx(70)] and cnn80["n_folds"] == 2
+    assert sum("MFCC" in n for n in names) == 1 and not any("GE2E" in n for n in names)
+
+
 def test_am_fold_table_beside_rows_and_fit_statistics(tmp_path):
     """--beside adds another run's three rows under its own label; --fit reads each fold's history: the first
     epoch at 99 % training accuracy, inner accuracy n-k epochs before the end and at the end, and whether

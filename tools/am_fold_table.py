@@ -5,7 +5,8 @@ JSON (`bench/audio_baselines.py`) and the paper's Table 1 (AM rows, copied below
 Chang & Skarbek 2021, ../shared/paper). Prints a markdown table and a JSON summary.
 
     python3 tools/am_fold_table.py docs/results/ravdess_am_recipe/summary.json \
-        --baselines docs/results/audio_baselines.json [--json docs/results/ravdess_am_recipe/table.json]
+        --baselines docs/results/audio_baselines.json [--baselines docs/results/audio_baselines_cnn80.json] \
+        [--json docs/results/ravdess_am_recipe/table.json]
 
 `--beside OTHER/summary.json` adds another run's three rows (e.g. T beside NT) and the fold-by-fold
 differences between the two runs; `--fit` prints, per fold,
@@ -49,13 +50,19 @@ def _run_rows(summary: dict, prefix: str = "") -> list[dict]:
     return rows
 
 
-def build(summary: dict, baselines: dict, setting: str, beside: tuple[str, dict] | None = None) -> list[dict]:
+def build(summary: dict, baselines: dict | list[dict], setting: str, beside: tuple[str, dict] | None = None) -> list[dict]:
     rows = _run_rows(summary)
     if beside is not None:
         rows += _run_rows(beside[1], prefix=f"{beside[0]}: ")
-    for key, label in BASELINES:
-        per = baselines.get("baselines", {}).get(key, {}).get("folds", {})
-        rows.append({"row": label, "per_fold": [100 * per[f]["accuracy"] if f in per else None for f in FOLDS]})
+    for one in baselines if isinstance(baselines, list) else [baselines]:
+        for key, label in BASELINES:
+            per = one.get("baselines", {}).get(key, {}).get("folds", {})
+            if not per and isinstance(baselines, list):
+                continue                # a file holding one baseline adds only its own row
+            epochs = {(v.get("config") or {}).get("epochs") for v in per.values()} - {None}
+            if len(epochs) == 1:        # the CNN's budget names its row: two files may hold CNNs of two lengths
+                label += f", {epochs.pop()} epochs"
+            rows.append({"row": label, "per_fold": [100 * per[f]["accuracy"] if f in per else None for f in FOLDS]})
     rows.append({"row": f"paper, Table 1, AM ({setting})", "per_fold": list(PAPER[setting])})
     for r in rows:
         r["mean"], r["std"], r["n_folds"] = _stats(r["per_fold"])
@@ -138,7 +145,9 @@ epoch that reaches it (what the inner choice picked, when it picks by accuracy),
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("summary", type=Path, help="summary.json of the AM run")
-    p.add_argument("--baselines", type=Path, default=Path("docs/results/audio_baselines.json"))
+    p.add_argument("--baselines", type=Path, action="append",
+                   help="bench/audio_baselines.py output; repeat it for several files (default: "
+                   "docs/results/audio_baselines.json)")
     p.add_argument("--setting", choices=sorted(PAPER), default="T", help="the paper row to compare with")
     p.add_argument("--json", type=Path, help="also write the rows here")
     p.add_argument("--curves", action="store_true", help="also print the mean training / inner-validation "
@@ -148,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fit", action="store_true", help="also print per-fold training statistics")
     a = p.parse_args(argv)
     try:
-        summary, baselines = json.loads(a.summary.read_text()), json.loads(a.baselines.read_text())
+        a.baselines = a.baselines or [Path("docs/results/audio_baselines.json")]
+        summary, baselines = json.loads(a.summary.read_text()), [json.loads(b.read_text()) for b in a.baselines]
         beside = (a.beside_label, json.loads(a.beside.read_text())) if a.beside else None
     except (OSError, json.JSONDecodeError) as e:
         print(f"am_fold_table: {e}", file=sys.stderr)
@@ -167,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         from mrpn.io import atomic_write_json
 
-        atomic_write_json(a.json, {"summary": str(a.summary), "baselines": str(a.baselines), "folds": FOLDS,
+        atomic_write_json(a.json, {"summary": str(a.summary), "baselines": [str(b) for b in a.baselines], "folds": FOLDS,
                                    "rows": rows})
     return 0
 
