@@ -311,6 +311,13 @@ def test_am_fold_table_takes_several_baseline_files_and_names_the_cnn_by_its_epo
     cnn80 = next(r for r in rows if r["row"] == "baseline: log-mel clip CNN from scratch, 80 epochs")
     assert cnn80["per_fold"][:2] == [pytest.approx(60), pytest.approx(70)] and cnn80["n_folds"] == 2
     assert sum("MFCC" in n for n in names) == 1 and not any("GE2E" in n for n in names)
+    # --versus: the run's rows against each baseline over the folds both have (A1,2 only for the inner row
+    # here, too few for a standard error; the last-epoch row has two)
+    rows = tool.build({"accuracy_last_epoch": {"per_fold": {"A1,2": 0.65, "A3,4": 0.8}}}, [first, second], "T")
+    text = tool.versus_baselines(rows)
+    assert "recipe, last epoch (no choice) − log-mel clip CNN from scratch, 80 epochs: +7.5 ± 2.5 points over " \
+           "2 folds; better on 2, worse on 0" in text
+    assert "24 epochs" not in text      # one shared fold: no standard error, no line
 
 
 def test_am_fold_table_beside_rows_and_fit_statistics(tmp_path):

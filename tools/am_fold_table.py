@@ -9,7 +9,8 @@ Chang & Skarbek 2021, ../shared/paper). Prints a markdown table and a JSON summa
         [--json docs/results/ravdess_am_recipe/table.json]
 
 `--beside OTHER/summary.json` adds another run's three rows (e.g. T beside NT) and the fold-by-fold
-differences between the two runs; `--fit` prints, per fold,
+differences between the two runs; `--versus` prints each of the run's rows against each baseline, fold by
+fold; `--fit` prints, per fold,
 how the training went, read from the committed fold histories (no test actor involved).
 """
 from __future__ import annotations
@@ -85,6 +86,22 @@ def paired(summary: dict, other: dict, label: str) -> str:
     return "\n".join(out)
 
 
+def versus_baselines(rows: list[dict]) -> str:
+    """Each of the run's rows against each baseline row, fold by fold: the mean difference (points), its
+    standard error over the folds both have (sample std / sqrt n) and the win / loss / tie counts."""
+    runs = [r for r in rows if r["row"].startswith("recipe")]
+    out = []
+    for b in (r for r in rows if r["row"].startswith("baseline")):
+        for r in runs:
+            d = np.array([x - y for x, y in zip(r["per_fold"], b["per_fold"]) if x is not None and y is not None])
+            if len(d) < 2:
+                continue
+            se = d.std(ddof=1) / np.sqrt(len(d))
+            out.append(f"{r['row']} − {b['row'][len('baseline: '):]}: {d.mean():+.1f} ± {se:.1f} points over "
+                       f"{len(d)} folds; better on {int((d > 1e-9).sum())}, worse on {int((d < -1e-9).sum())}")
+    return "\n".join(out)
+
+
 def markdown(rows: list[dict]) -> str:
     head = "| | " + " | ".join(FOLDS) + " | mean ± std over folds (n) |"
     out = [head, "| --- |" + " ---: |" * (len(FOLDS) + 1)]
@@ -155,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--beside", type=Path, help="another run's summary.json, whose three rows are added")
     p.add_argument("--beside-label", default="T", help="prefix of those rows")
     p.add_argument("--fit", action="store_true", help="also print per-fold training statistics")
+    p.add_argument("--versus", action="store_true", help="also print each row of the run against each "
+                   "baseline, fold by fold (mean difference ± its standard error, wins and losses)")
     a = p.parse_args(argv)
     try:
         a.baselines = a.baselines or [Path("docs/results/audio_baselines.json")]
@@ -168,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     if beside is not None:
         print()
         print(paired(summary, beside[1], beside[0]))
+    if a.versus:
+        print()
+        print(versus_baselines(rows))
     if a.curves:
         print()
         print(curves(a.summary.parent))
