@@ -366,3 +366,27 @@ def test_am_fold_table_paired_counts_folds_both_runs_have():
     # differences +10, -10, 0 over the 3 shared folds (A7,8 is only in this run)
     assert text == ("recipe, epoch chosen on the inner actors: this run − B = +0.0 points over 3 folds; "
                     "better on 1, worse on 1, tied on 1")
+
+
+def test_paired_selections_adds_previous_runs_and_diffs_them_fold_by_fold(tmp_path, capsys):
+    """tools/paired_selections.py: --previous adds an earlier output's runs without their folders; --diff prints
+    A − B fold by fold over the folds every run has, with the standard error and the win / loss counts."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("paired_selections",
+                                                  Path(__file__).parent.parent / "tools" / "paired_selections.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    keys = [k for k, _ in tool.KEYS]
+    new = tmp_path / "new_run"
+    new.mkdir()
+    (new / "summary.json").write_text(json.dumps({k: {"per_fold": {"F1": 0.9, "F2": 0.8, "F3": 0.7}} for k in keys}))
+    prev = tmp_path / "prev.json"
+    prev.write_text(json.dumps({"runs": {"old_run": {k: {"per_fold": {"F1": 0.8, "F2": 0.8}} for k in keys}}}))
+    assert tool.main([str(new), "--previous", str(prev), "--diff", "new_run,old_run"]) == 0
+    out = capsys.readouterr().out
+    # F3 is not in the old run: the diff is over F1, F2 (+10, 0 points)
+    assert "new_run − old_run, last epoch: +5.0 ± 5.0 points over 2 folds; better on 1, worse on 0" in out
+    assert tool.main([str(new), "--diff", "new_run,missing"]) == 1

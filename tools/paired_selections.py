@@ -3,6 +3,9 @@ every run has finished (docs/RESULTS.md section 3). Reads each run's summary.jso
 
     python3 tools/paired_selections.py runs/paired2_vm runs/paired2_am runs/paired2_n0_late \
         runs/paired2_n0_e2e runs/paired2_n1_e2e runs/paired2_n2_e2e --json docs/results/paired_v2/selections.json
+
+`--previous SELECTIONS.json` adds the runs of an earlier output (its per-fold values: the run folders need
+not be there); `--diff A,B` prints, per selection, run A − run B fold by fold (mean ± standard error, wins).
 """
 from __future__ import annotations
 
@@ -17,15 +20,35 @@ KEYS = [("accuracy_inner_selected", "epoch chosen on the inner actors"), ("accur
         ("accuracy_test_selected", "epoch chosen on the test fold (paper's selection)")]
 
 
+def diff(table: dict, a: str, b: str) -> str:
+    """Run a − run b over the table's folds, per selection: mean ± standard error (points) and wins / losses."""
+    lines = []
+    for k, label in KEYS:
+        x, y = table["runs"][a][k]["per_fold"], table["runs"][b][k]["per_fold"]
+        d = 100 * np.array([x[f] - y[f] for f in table["folds"]])
+        se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+        lines.append(f"{a} − {b}, {label}: {d.mean():+.1f} ± {se:.1f} points over {len(d)} folds; "
+                     f"better on {int((d > 1e-9).sum())}, worse on {int((d < -1e-9).sum())}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("runs", nargs="*", type=Path, help="run folders (mrpn cv --name)")
     ap.add_argument("--json", type=Path, help="also write the table as JSON here")
+    ap.add_argument("--previous", type=Path, help="an earlier --json output whose runs are added")
+    ap.add_argument("--diff", action="append", default=[], metavar="A,B", help="print run A − run B by fold")
     a = ap.parse_args(argv)
     try:
         summaries = {r.name: json.loads((r / "summary.json").read_text()) for r in a.runs}
-    except (OSError, ValueError) as e:
+        if a.previous:
+            for name, row in json.loads(a.previous.read_text())["runs"].items():
+                summaries.setdefault(name, {k: {"per_fold": row[k]["per_fold"]} for k, _ in KEYS})
+    except (OSError, ValueError, KeyError) as e:
         print(f"paired_selections: {e}", file=sys.stderr)
+        return 1
+    if not summaries or any(n not in summaries for pair in a.diff for n in pair.split(",", 1)):
+        print(f"paired_selections: no runs, or a --diff run not among {', '.join(summaries)}", file=sys.stderr)
         return 1
     per_run = [set(s[k]["per_fold"]) for s in summaries.values() for k, _ in KEYS]
     folds = [f for f in next(iter(summaries.values()))[KEYS[0][0]]["per_fold"] if all(f in p for p in per_run)]
@@ -41,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         out["runs"][name] = row
         print(f"| {name} | " + " | ".join(f"{100 * row[k]['mean']:.1f} ± {100 * row[k]['std']:.1f} %"
                                            for k, _ in KEYS) + " |")
+    for pair in a.diff:
+        print()
+        print(diff(out, *pair.split(",", 1)))
     if a.json:
         from mrpn.io import atomic_write_json
         atomic_write_json(a.json, out)
