@@ -87,18 +87,16 @@ def paired(summary: dict, other: dict, label: str) -> str:
 
 
 def versus_baselines(rows: list[dict]) -> str:
-    """Each of the run's rows against each baseline row, fold by fold: the mean difference (points), its
-    standard error over the folds both have (sample std / sqrt n) and the win / loss / tie counts."""
+    """Each of the run's rows against each baseline row, fold by fold (`metrics.paired_difference`)."""
+    from mrpn.evaluation.metrics import paired_difference
+
     runs = [r for r in rows if r["row"].startswith("recipe")]
     out = []
     for b in (r for r in rows if r["row"].startswith("baseline")):
         for r in runs:
-            d = np.array([x - y for x, y in zip(r["per_fold"], b["per_fold"]) if x is not None and y is not None])
-            if len(d) < 2:
-                continue
-            se = d.std(ddof=1) / np.sqrt(len(d))
-            out.append(f"{r['row']} − {b['row'][len('baseline: '):]}: {d.mean():+.1f} ± {se:.1f} points over "
-                       f"{len(d)} folds; better on {int((d > 1e-9).sum())}, worse on {int((d < -1e-9).sum())}")
+            if sum(x is not None and y is not None for x, y in zip(r["per_fold"], b["per_fold"])) >= 2:
+                out.append(f"{r['row']} − {b['row'][len('baseline: '):]}: "
+                           + paired_difference(r["per_fold"], b["per_fold"]))
     return "\n".join(out)
 
 

@@ -21,14 +21,14 @@ KEYS = [("accuracy_inner_selected", "epoch chosen on the inner actors"), ("accur
 
 
 def diff(table: dict, a: str, b: str) -> str:
-    """Run a − run b over the table's folds, per selection: mean ± standard error (points) and wins / losses."""
+    """Run a − run b over the table's folds, per selection (`metrics.paired_difference`, in points)."""
+    from mrpn.evaluation.metrics import paired_difference
+
     lines = []
     for k, label in KEYS:
         x, y = table["runs"][a][k]["per_fold"], table["runs"][b][k]["per_fold"]
-        d = 100 * np.array([x[f] - y[f] for f in table["folds"]])
-        se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
-        lines.append(f"{a} − {b}, {label}: {d.mean():+.1f} ± {se:.1f} points over {len(d)} folds; "
-                     f"better on {int((d > 1e-9).sum())}, worse on {int((d < -1e-9).sum())}")
+        lines.append(f"{a} − {b}, {label}: " + paired_difference([100 * x[f] for f in table["folds"]],
+                                                                   [100 * y[f] for f in table["folds"]]))
     return "\n".join(lines)
 
 
