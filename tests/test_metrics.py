@@ -1,5 +1,6 @@
 """mrpn.evaluation.metrics helpers not covered by the report tests."""
 
+
 def test_paired_difference_is_fold_by_fold_with_a_standard_error():
     from mrpn.evaluation.metrics import paired_difference
 

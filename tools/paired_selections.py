@@ -47,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as e:
         print(f"paired_selections: {e}", file=sys.stderr)
         return 1
-    if not summaries or any(n not in summaries for pair in a.diff for n in pair.split(",", 1)):
-        print(f"paired_selections: no runs, or a --diff run not among {', '.join(summaries)}", file=sys.stderr)
+    pairs = [pair.split(",") for pair in a.diff]
+    if not summaries or any(len(p) != 2 or not set(p) <= set(summaries) for p in pairs):
+        print(f"paired_selections: no runs, or a --diff that is not two of {', '.join(summaries)} (A,B)",
+              file=sys.stderr)
         return 1
     per_run = [set(s[k]["per_fold"]) for s in summaries.values() for k, _ in KEYS]
     folds = [f for f in next(iter(summaries.values()))[KEYS[0][0]]["per_fold"] if all(f in p for p in per_run)]
@@ -64,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         out["runs"][name] = row
         print(f"| {name} | " + " | ".join(f"{100 * row[k]['mean']:.1f} ± {100 * row[k]['std']:.1f} %"
                                            for k, _ in KEYS) + " |")
-    for pair in a.diff:
+    for run_a, run_b in pairs:
         print()
-        print(diff(out, *pair.split(",", 1)))
+        print(diff(out, run_a, run_b))
     if a.json:
         from mrpn.io import atomic_write_json
         atomic_write_json(a.json, out)
