@@ -16,7 +16,7 @@ read -ra EXTRA_ARGS <<< "${EXTRA:-}"
 # (the names RESULTS section 3 used for its first two). Unset: the LSTM of configs/paired_v2.yaml.
 AGG=${AGG:-}
 if [[ -n "$AGG" ]]; then
-    T=_${AGG:0:2}
+    case "$AGG" in transformer) T=_tf ;; *) T=_$AGG ;; esac
     EXTRA_ARGS+=(--set "model.aggregator=$AGG")
     NAMES=(paired2_vm$T paired2_am$T paired2_n0_late$T paired2_n0_e2e$T paired2_n1$T paired2_n2$T)
 else
