@@ -47,6 +47,12 @@ class DataConfig:
     specaug_freq: int = 0             # SpecAugment (training only): max rows per frequency mask (0 = off)
     specaug_time: int = 0             # max columns per time mask (0 = off)
     specaug_masks: int = 2            # masks of each kind per segment
+    # recording conditions on the training wave (beyond the paper; features/acoustics.py): probabilities
+    wave_noise: float = 0.0           # noise of a random colour at an SNR ~ U[wave_snr_min, wave_snr_max] dB
+    wave_snr_min: float = 0.0
+    wave_snr_max: float = 30.0
+    wave_reverb: float = 0.0          # a synthetic room (RT60 0.1-1 s)
+    wave_lowpass: float = 0.0         # a narrow channel (cut-off 3-7.5 kHz)
     # time augmentation (paper 4.4 items 2 and 4; Table 1 T vs NT)
     time_aug: bool = True
     min_slice_s: float = 1.0          # random slices last at least this long unless the clip is shorter
@@ -314,6 +320,8 @@ LEGACY_DEFAULTS: dict[str, Any] = {
     "train.mixup": 0.0, "train.inner_val": False, "train.threads": 0, "train.freeze_extractors": "",
     "train.feature_views": 0, "train.feature_cache": "", "train.extractor_lr_scale": 1.0,
     "data.paired_fuzzy": 0.0, "data.paired_video": 0.0, "train.inner_actors": "",
+    "data.wave_noise": 0.0, "data.wave_snr_min": 0.0, "data.wave_snr_max": 30.0, "data.wave_reverb": 0.0,
+    "data.wave_lowpass": 0.0,
 }
 
 

@@ -39,6 +39,9 @@ def validate(cfg: Config) -> None:
         if getattr(cfg.data, key) and cfg.data.dataset != "paired":
             raise ConfigError(f"data.{key}={getattr(cfg.data, key)} pairs faces of the paired benchmark: it needs "
                               f"data.dataset=paired (got {cfg.data.dataset})")
+    if cfg.data.wave_snr_min > cfg.data.wave_snr_max:
+        raise ConfigError(f"data.wave_snr_min={cfg.data.wave_snr_min:g} is above data.wave_snr_max="
+                          f"{cfg.data.wave_snr_max:g}")
     if cfg.data.segment_hop_s <= 0 or cfg.data.segment_s <= 0:
         raise ConfigError("data.segment_s and data.segment_hop_s must be > 0")
     if cfg.train.batch_size < 1 or cfg.train.epochs < 1:
@@ -84,7 +87,9 @@ RANGES: tuple[tuple[str, float, float], ...] = (
     ("data.hop_length", 1, 65536), ("data.sample_rate", 1000, 192000), ("data.video_fps", 0, 1000),
     ("data.max_frames", 0, 1 << 20), ("data.min_slice_s", 0, 3600), ("data.workers", 0, 256),
     ("data.paired_faces", 1, 1024), ("data.paired_fuzzy", 0, 1), ("data.paired_video", 0, 1),
-    ("data.segment_s", 0.01, 60), ("data.segment_hop_s", 0.01, 60),
+    ("data.segment_s", 0.01, 60), ("data.segment_hop_s", 0.01, 60), ("data.wave_noise", 0, 1),
+    ("data.wave_reverb", 0, 1), ("data.wave_lowpass", 0, 1), ("data.wave_snr_min", -20, 80),
+    ("data.wave_snr_max", -20, 80),
     ("train.lr", 1e-12, 10), ("train.weight_decay", 0, 10), ("train.lr_patience", 0, 1 << 20),
     ("train.lr_factor", 1e-6, 1), ("train.early_stop", 0, 1 << 20), ("train.grad_clip", 0, 1e9),
     ("train.feature_views", 0, 10_000), ("train.extractor_lr_scale", 1e-6, 100),

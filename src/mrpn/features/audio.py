@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mrpn.features import acoustics
 from mrpn.features.spectrogram import audio_segments, spec_augment
 
 
@@ -57,11 +58,15 @@ def select(ex, t0: float, t1: float, d) -> np.ndarray:
 
 def inputs(ex, keys: np.ndarray, d, rng: np.random.Generator | None = None) -> torch.Tensor:
     """Spectrograms [N, 1, F, W] of the segments `keys`, in one batched STFT: the segments are laid
-    end to end and cut again without overlap. SpecAugment (training) when rng is given."""
+    end to end and cut again without overlap. When rng is given (training): recording conditions on the
+    clip's wave first (`features.acoustics`, if the config asks for them), SpecAugment last."""
     seg, _ = _sizes(d)
+    audio = ex.audio
+    if rng is not None and acoustics.active(d):
+        audio = acoustics.augment(audio, rng, d)
     parts = []
     for s, e in keys:
-        w = torch.from_numpy(np.ascontiguousarray(ex.audio[s:e], dtype=np.float32))
+        w = torch.from_numpy(np.ascontiguousarray(audio[s:e], dtype=np.float32))
         parts.append(F.pad(w, (0, seg - w.numel())) if w.numel() < seg else w)
     wave = torch.cat(parts) if parts else torch.zeros(seg)
     x = audio_segments(wave, replace(d, segment_hop_s=d.segment_s))

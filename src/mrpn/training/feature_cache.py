@@ -53,7 +53,8 @@ def frozen_modalities(model: torch.nn.Module) -> tuple[str, ...]:
 
 # Data keys added after feature caches were first written: left out of a view's key while at the value
 # that reproduces the older data, so the caches written before the key existed stay valid.
-_ADDED_LATER = {"paired_fuzzy": 0.0, "paired_video": 0.0}
+_ADDED_LATER = {"paired_fuzzy": 0.0, "paired_video": 0.0, "wave_noise": 0.0, "wave_snr_min": 0.0,
+                "wave_snr_max": 30.0, "wave_reverb": 0.0, "wave_lowpass": 0.0}
 
 
 def extractor_digest(extractor: torch.nn.Module) -> str:

@@ -155,7 +155,8 @@ def save_run_config(cfg: Config, run_dir: Path, **extra: Any) -> None:
         for section, keys in (("data", ("dataset", "protocol", "time_aug", "segment_s", "segment_hop_s",
                                         "spatial_aug", "video_fps", "max_frames", "face_size", "gray",
                                         "spec_size", "paired_faces", "paired_fuzzy", "paired_video", "audio_frontend", "n_fft",
-                                        "hop_length", "sample_rate")),
+                                        "hop_length", "sample_rate", "wave_noise", "wave_snr_min",
+                                        "wave_snr_max", "wave_reverb", "wave_lowpass")),
                               ("model", tuple(d["model"]) if "model" in d else ())):
             for k in keys:
                 # a key older than the saved run counts with the value that reproduces the old behaviour

@@ -1,0 +1,94 @@
+"""bench/audio_robustness.py: each degradation does what its name says (measured independently of the
+code that makes it), and the per-condition summary counts right."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def ar():
+    spec = importlib.util.spec_from_file_location("audio_robustness",
+                                                  Path(__file__).resolve().parents[1] / "bench" / "audio_robustness.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def voice(seconds: float = 1.5, f0: float = 140.0) -> np.ndarray:
+    """A vowel-like test signal: harmonics of f0 up to 3.5 kHz under a syllable-rate envelope."""
+    t = np.arange(int(seconds * SR)) / SR
+    x = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, int(3500 // f0)))
+    return (0.1 * x * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t)) / np.abs(x).max()).astype(np.float32)
+
+
+def snr_db(clean: np.ndarray, noisy: np.ndarray) -> float:
+    return 10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean((noisy - clean).astype(np.float64) ** 2))
+
+
+@pytest.mark.parametrize("cond,target", [("white 20 dB", 20), ("white 0 dB", 0), ("babble 10 dB", 10)])
+def test_noise_lands_at_the_named_snr(ar, cond, target):
+    x = voice()
+    babble = np.random.default_rng(1).standard_normal(5000).astype(np.float32)   # shorter than x: repeated
+    y = ar.degrade(x, cond, np.random.default_rng(0), babble)
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert snr_db(x, y) == pytest.approx(target, abs=0.05)
+
+
+def test_room_has_its_rt60_and_as_much_echo_as_direct_sound(ar):
+    from mrpn.features.acoustics import room
+
+    h = room(0.5, np.random.default_rng(0), SR, drr_db=0.0)
+    assert h.size == int(0.5 * SR)                                       # the direct path + 0.5 s of tail
+    assert np.sum(h ** 2) == pytest.approx(1.0, rel=1e-5)
+    assert h[0] ** 2 == pytest.approx(np.sum(h[1:] ** 2), rel=1e-5)      # direct-to-reverberant ratio 0 dB
+    tail = h[1:] ** 2
+    early, late = tail[: SR // 20].mean(), tail[-SR // 20:].mean()       # first and last 50 ms
+    assert 10 * np.log10(early / late) > 40                              # ~54 dB of the 60 dB decay between them
+    y = ar.degrade(voice(), "reverb 0.3 s", np.random.default_rng(0), np.zeros(1, np.float32))
+    assert y.shape == voice().shape and not np.allclose(y, voice() / np.sqrt(2))
+
+
+def test_telephone_removes_everything_above_4_khz(ar):
+    x = np.random.default_rng(0).standard_normal(SR).astype(np.float32)
+    y = ar.degrade(x, "telephone 8 kHz", np.random.default_rng(0), np.zeros(1, np.float32))
+    f = np.fft.rfftfreq(SR, 1 / SR)
+    px, py = np.abs(np.fft.rfft(x)) ** 2, np.abs(np.fft.rfft(y[:SR])) ** 2
+    assert py[f > 4200].sum() < 1e-3 * px[f > 4200].sum()
+    assert py[(f > 300) & (f < 3000)].sum() == pytest.approx(px[(f > 300) & (f < 3000)].sum(), rel=0.05)
+
+
+@pytest.mark.parametrize("cond", ["aac 32 kbit/s", "opus 12 kbit/s"])
+def test_codecs_round_trip_aligned_and_lossy(ar, cond):
+    x = voice()
+    y = ar.degrade(x, cond, np.random.default_rng(0), np.zeros(1, np.float32))
+    assert abs(y.size - x.size) <= 32
+    n = min(x.size, y.size)
+    assert np.corrcoef(x[:n], y[:n])[0, 1] > 0.9                         # in time with the input (priming cut)
+    assert not np.allclose(x[:n], y[:n], atol=1e-4)                      # and not a copy
+
+
+def test_clipping_flattens_the_peaks(ar):
+    x = voice()
+    y = ar.degrade(x, "clipped 12 dB", np.random.default_rng(0), np.zeros(1, np.float32))
+    assert np.abs(y).max() == 1.0
+    assert 0.01 < np.mean(np.abs(y) >= 1.0) < 0.5
+    assert ar.degrade(x, "clean", None, None) is x
+    with pytest.raises(ValueError, match="unknown condition"):
+        ar.degrade(x, "underwater 3 m", np.random.default_rng(0), np.zeros(1, np.float32))
+
+
+def test_summary_counts_answers(ar):
+    classes = ["neutral", "happy", "sad"]
+    true = ["neutral", "happy", "sad", "sad"]
+    pred = ["sad", "happy", "sad", "sad"]
+    clean = ["neutral", "happy", "sad", "happy"]
+    s = ar.summary(pred, true, clean, classes)
+    assert s["accuracy"] == 0.75 and s["uar"] == pytest.approx(round(2 / 3, 4))
+    assert s["most_answered"] == "sad" and s["most_answered_share"] == 0.75
+    assert s["same_as_clean"] == 0.5 and s["predicted_share"]["neutral"] == 0.0
