@@ -6,7 +6,7 @@
 # the data travel in two calls, each with a trimmed tree (`trim`: docs/, tests/ and the bundled model
 # files leave the git index for the call; `untrim` puts them back, the files never leave the disk):
 #
-#   here:   bash tools/gpu_check.sh pack ../shared/data   # .dev/fer (58 MB zip), .dev/am (FLAC, 51 MB)
+#   here:   bash tools/gpu_check.sh pack ../shared/data   # .dev/fer (62 MB zip), .dev/am (FLAC, 51 MB)
 #           bash tools/gpu_check.sh trim
 #   device: bash tools/gpu_check.sh fer           (carry .dev/fer)   -> $OUT/fer_{history,metrics}.json, fer.log
 #   device: bash tools/gpu_check.sh am SECONDS    (carry .dev/am)    -> $OUT/am_{history,metrics,config}.json
