@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import sys
 import tempfile
@@ -127,7 +128,9 @@ def summary(pred: list[str], true: list[str], clean: list[str], classes: list[st
             "same_as_clean": round(float(np.mean(p == c)), 4)}
 
 
-def plot(res: dict, path: str) -> None:
+def plot(res: dict, path: str, base: dict | None = None) -> None:
+    """Accuracy/UAR and the most answered class's share per condition; with `base` (an earlier result of
+    this script on the same clips), that model's figures as black ticks beside each bar."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -140,9 +143,16 @@ def plot(res: dict, path: str) -> None:
     ax[0].barh(y + 0.2, [r["accuracy"] * 100 for r in rows], 0.4, label="accuracy", color="#3070b0")
     ax[0].barh(y - 0.2, [r["uar"] * 100 for r in rows], 0.4, label="UAR", color="#90b8e0")
     ax[0].axvline(100 / len(res["classes"]), color="grey", ls=":", lw=1, label="chance")
+    if base is not None:
+        b = [base["conditions"].get(c) for c in conds]
+        for yi, r in zip(y, b):
+            if r is not None:
+                ax[0].plot([r["accuracy"] * 100] * 2, [yi + 0.02, yi + 0.38], color="black", lw=2)
+                ax[1].plot([r["most_answered_share"] * 100] * 2, [yi - 0.3, yi + 0.3], color="black", lw=2)
+        ax[0].plot([], [], color="black", lw=2, label=f"accuracy, {base['model']}")
     ax[0].set_xlim(0, 100)
-    ax[0].set_xlabel("% of the test actors' clips")
-    ax[0].legend(loc="lower right", fontsize=8)
+    ax[0].set_xlabel(f"% of the {res['clips']} clips")
+    ax[0].legend(loc="lower right", fontsize=7)
     ax[1].barh(y, [r["most_answered_share"] * 100 for r in rows], 0.6, color="#c06040")
     for yi, r in zip(y, rows):
         ax[1].text(r["most_answered_share"] * 100 + 1, yi, r["most_answered"], va="center", fontsize=8)
@@ -150,7 +160,7 @@ def plot(res: dict, path: str) -> None:
     ax[1].set_xlim(0, 100)
     ax[1].set_xlabel("share of the most answered class (%)")
     ax[0].set_yticks(y, conds)
-    fig.suptitle(f"Audio head of {res['model']} on degraded speech of actors "
+    fig.suptitle(f"Audio head of {res['model']} on degraded speech of actor(s) "
                  f"{', '.join(map(str, res['actors']))} ({res['clips']} clips, {len(res['classes'])} classes)",
                  fontsize=10)
     fig.tight_layout()
@@ -169,6 +179,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", help="write the results here (JSON)")
     ap.add_argument("--png", help="write the figure here")
+    ap.add_argument("--baseline", help="an earlier --out of this script on the same actors: drawn beside, "
+                                       "and the differences printed")
     args = ap.parse_args()
     import soundfile as sf
     import torch
@@ -204,15 +216,29 @@ def main() -> None:
            "classes": p.classes, "seed": args.seed,
            "conditions": {c: summary(labels[c], true, clean, p.classes) for c in conds},
            "command": "python3 bench/audio_robustness.py " + " ".join(sys.argv[1:])}
+    degraded = [r["accuracy"] for c, r in res["conditions"].items() if c != "clean"]
+    if degraded:
+        res["mean_degraded_accuracy"] = round(float(np.mean(degraded)), 4)
     for c, r in res["conditions"].items():
         print(f"{c:>16}: accuracy {r['accuracy']:.3f}  UAR {r['uar']:.3f}  same as clean {r['same_as_clean']:.3f}  "
               f"most answered {r['most_answered']} {r['most_answered_share']:.2f}")
+    base = json.loads(Path(args.baseline).read_text()) if args.baseline else None
+    if base is not None:
+        if base["actors"] != actors or base["seed"] != args.seed:
+            sys.exit(f"{args.baseline}: actors {base['actors']} seed {base['seed']}, not {actors} seed {args.seed}")
+        res["baseline"] = {"file": args.baseline, "model": base["model"],
+                           "accuracy": {c: r["accuracy"] for c, r in base["conditions"].items()}}
+        for c, r in res["conditions"].items():
+            if c in base["conditions"]:
+                print(f"{c:>16}: {r['accuracy'] - base['conditions'][c]['accuracy']:+.3f} against the baseline")
+    if "mean_degraded_accuracy" in res:
+        print(f"mean over the {len(degraded)} degraded conditions: {res['mean_degraded_accuracy']:.3f}")
     if args.out:
         from mrpn.io import atomic_write_json
 
         atomic_write_json(args.out, res)
     if args.png:
-        plot(res, args.png)
+        plot(res, args.png, base)
 
 
 if __name__ == "__main__":
