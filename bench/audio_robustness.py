@@ -1,6 +1,8 @@
 """How the audio head of a trained model reads degraded recordings of voices it never heard (issue 9).
 
-    python3 bench/audio_robustness.py --out docs/results/audio_robustness.json --png docs/img/audio_robustness.png
+    python3 bench/audio_robustness.py --out docs/results/audio_robustness/shipped_test.json --png FIGURE.png
+    python3 bench/audio_robustness.py --actors 3,4 --model OTHER --baseline EARLIER.json --out ...   # side by side
+    python3 bench/audio_robustness.py --replot RESULT.json --png FIGURE.png    # draw a saved result again
 
 The shipped model's audio was all RAVDESS: studio microphones, no noise, no room. Real videos have noise,
 rooms, phone bandwidth, lossy codecs and clipping. This takes the test actors' RAVDESS speech (actors 1
@@ -139,31 +141,36 @@ def plot(res: dict, path: str, base: dict | None = None) -> None:
     conds = list(res["conditions"])
     rows = [res["conditions"][c] for c in conds]
     y = np.arange(len(conds))[::-1]
-    fig, ax = plt.subplots(1, 2, figsize=(10, 0.38 * len(conds) + 1.6), sharey=True)
+    b = [base["conditions"].get(c) if base else None for c in conds]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 0.38 * len(conds) + 2.0), sharey=True)
     ax[0].barh(y + 0.2, [r["accuracy"] * 100 for r in rows], 0.4, label="accuracy", color="#3070b0")
     ax[0].barh(y - 0.2, [r["uar"] * 100 for r in rows], 0.4, label="UAR", color="#90b8e0")
     ax[0].axvline(100 / len(res["classes"]), color="grey", ls=":", lw=1, label="chance")
+    for yi, r in zip(y, b):
+        if r is not None:
+            ax[0].plot([r["accuracy"] * 100] * 2, [yi + 0.02, yi + 0.38], color="black", lw=2)
+            ax[1].plot([r["most_answered_share"] * 100] * 2, [yi - 0.3, yi + 0.3], color="black", lw=2)
     if base is not None:
-        b = [base["conditions"].get(c) for c in conds]
-        for yi, r in zip(y, b):
-            if r is not None:
-                ax[0].plot([r["accuracy"] * 100] * 2, [yi + 0.02, yi + 0.38], color="black", lw=2)
-                ax[1].plot([r["most_answered_share"] * 100] * 2, [yi - 0.3, yi + 0.3], color="black", lw=2)
-        ax[0].plot([], [], color="black", lw=2, label=f"accuracy, {base['model']}")
+        ax[0].plot([], [], color="black", lw=2, label="the baseline (black; its class in grey)")
     ax[0].set_xlim(0, 100)
     ax[0].set_xlabel(f"% of the {res['clips']} clips")
-    ax[0].legend(loc="lower right", fontsize=7)
+    fig.legend(*ax[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8, frameon=False)
     ax[1].barh(y, [r["most_answered_share"] * 100 for r in rows], 0.6, color="#c06040")
-    for yi, r in zip(y, rows):
-        ax[1].text(r["most_answered_share"] * 100 + 1, yi, r["most_answered"], va="center", fontsize=8)
+    for yi, r, rb in zip(y, rows, b):
+        ax[1].text(r["most_answered_share"] * 100 + 1.5, yi, r["most_answered"], va="center", fontsize=8)
+        if rb and rb["most_answered_share"] - r["most_answered_share"] > 0.15:   # room for the baseline's class
+            ax[1].text(min(rb["most_answered_share"] * 100 + 1.5, 88), yi, rb["most_answered"], va="center",
+                       fontsize=7, color="0.35", style="italic")
     ax[1].axvline(100 / len(res["classes"]), color="grey", ls=":", lw=1)
     ax[1].set_xlim(0, 100)
     ax[1].set_xlabel("share of the most answered class (%)")
     ax[0].set_yticks(y, conds)
-    fig.suptitle(f"Audio head of {res['model']} on degraded speech of actor(s) "
-                 f"{', '.join(map(str, res['actors']))} ({res['clips']} clips, {len(res['classes'])} classes)",
-                 fontsize=10)
-    fig.tight_layout()
+    title = (f"Audio head of {res['model']} on degraded speech of actor(s) "
+             f"{', '.join(map(str, res['actors']))} ({res['clips']} clips, {len(res['classes'])} classes)")
+    if base is not None:
+        title += f"\nblack: the baseline, {base['model']}"
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     from mrpn.evaluation.plots import save_figure
 
     save_figure(fig, path, dpi=110)
@@ -181,7 +188,16 @@ def main() -> None:
     ap.add_argument("--png", help="write the figure here")
     ap.add_argument("--baseline", help="an earlier --out of this script on the same actors: drawn beside, "
                                        "and the differences printed")
+    ap.add_argument("--replot", metavar="RESULT.json", help="only draw --png from an earlier --out (and the "
+                                                                "baseline it names), without predicting again")
     args = ap.parse_args()
+    if args.replot:
+        if not args.png:
+            sys.exit("--replot draws a figure: give --png")
+        res = json.loads(Path(args.replot).read_text())
+        base = res.get("baseline")
+        plot(res, args.png, json.loads(Path(base["file"]).read_text()) if base else None)
+        return
     import soundfile as sf
     import torch
 
