@@ -182,6 +182,7 @@ def main() -> None:
     ap.add_argument("--data", default=os.environ.get("MRPN_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data")))
     ap.add_argument("--actors", default="1,2", help="the actors whose speech is degraded (never trained on)")
     ap.add_argument("--model", default=None, help="model file (default: the shipped mrpn-default)")
+    ap.add_argument("--name", help="the model's name in the results and the figure (default: its path)")
     ap.add_argument("--conditions", default=",".join(CONDITIONS), help="a part of the conditions (comma separated)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", help="write the results here (JSON)")
@@ -228,7 +229,7 @@ def main() -> None:
                 print(f"{i + 1}/{len(items)} clips", file=sys.stderr, flush=True)
     true = [t for _, t in items]
     clean = labels.get("clean", true)
-    res = {"model": args.model or "mrpn-default (shipped)", "actors": actors, "clips": len(items),
+    res = {"model": args.name or args.model or "mrpn-default (shipped)", "actors": actors, "clips": len(items),
            "classes": p.classes, "seed": args.seed,
            "conditions": {c: summary(labels[c], true, clean, p.classes) for c in conds},
            "command": "python3 bench/audio_robustness.py " + " ".join(sys.argv[1:])}

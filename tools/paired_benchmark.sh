@@ -7,7 +7,6 @@
 #   --out cache/ravdess_audio), ../shared/data/fer2013, and docs/results/ravdess_am_recipe_v2/fold_XX/best.pt
 set -euo pipefail
 FOLDS=${FOLDS:-1-12}
-OUT=${OUT:-docs/results/paired_v2}
 # EXTRA: more arguments for every cv command, e.g. EXTRA="--set train.pretrained_a=OTHER_AM_RUN" (a fold whose
 # AM checkpoint lives in another run folder)
 read -ra EXTRA_ARGS <<< "${EXTRA:-}"
@@ -22,6 +21,7 @@ if [[ -n "$AGG" ]]; then
 else
     NAMES=(paired2_vm paired2_am paired2_n0_late paired2_n0_e2e paired2_n1_e2e paired2_n2_e2e)
 fi
+OUT=${OUT:-docs/results/paired_v2${T:-}}     # mrpn report's folder, when all six models ran
 # ONLY=am,n0_late: a part of the six models (vm am n0_late n0_e2e n1 n2), e.g. two calls side by side
 ONLY=${ONLY:-vm,am,n0_late,n0_e2e,n1,n2}
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
