@@ -3,6 +3,7 @@
     python3 bench/audio_robustness.py --out docs/results/audio_robustness/shipped_test.json --png FIGURE.png
     python3 bench/audio_robustness.py --actors 3,4 --model OTHER --baseline EARLIER.json --out ...   # side by side
     python3 bench/audio_robustness.py --replot RESULT.json --png FIGURE.png    # draw a saved result again
+    python3 bench/audio_robustness.py --table A.json B.json ...                # saved results side by side
 
 The shipped model's audio was all RAVDESS: studio microphones, no noise, no room. Real videos have noise,
 rooms, phone bandwidth, lossy codecs and clipping. This takes the test actors' RAVDESS speech (actors 1
@@ -130,6 +131,26 @@ def summary(pred: list[str], true: list[str], clean: list[str], classes: list[st
             "same_as_clean": round(float(np.mean(p == c)), 4)}
 
 
+def table(results: list[dict], names: list[str] | None = None) -> str:
+    """A markdown table of saved results side by side: accuracy per condition (the most answered class and
+    its share in brackets, bold where one class takes more than half of the answers)."""
+    conds = list(dict.fromkeys(c for r in results for c in r["conditions"]))
+    lines = ["| condition | " + " | ".join(names or [r["model"] for r in results]) + " |",
+             "| --- | " + " | ".join("---:" for _ in results) + " |"]
+
+    def cell(r: dict, c: str) -> str:
+        x = r["conditions"].get(c)
+        if x is None:
+            return "-"
+        tail = f"{x['most_answered']} {100 * x['most_answered_share']:.0f} %"
+        return f"{100 * x['accuracy']:.1f} % (" + (f"**{tail}**" if x["most_answered_share"] > 0.5 else tail) + ")"
+
+    lines += [f"| {c} | " + " | ".join(cell(r, c) for r in results) + " |" for c in conds]
+    lines.append("| mean over the degraded conditions | " + " | ".join(
+        f"**{100 * r['mean_degraded_accuracy']:.1f} %**" if "mean_degraded_accuracy" in r else "-" for r in results) + " |")
+    return "\n".join(lines)
+
+
 def plot(res: dict, path: str, base: dict | None = None) -> None:
     """Accuracy/UAR and the most answered class's share per condition; with `base` (an earlier result of
     this script on the same clips), that model's figures as black ticks beside each bar."""
@@ -159,8 +180,9 @@ def plot(res: dict, path: str, base: dict | None = None) -> None:
     for yi, r, rb in zip(y, rows, b):
         ax[1].text(r["most_answered_share"] * 100 + 1.5, yi, r["most_answered"], va="center", fontsize=8)
         if rb and rb["most_answered_share"] - r["most_answered_share"] > 0.15:   # room for the baseline's class
-            ax[1].text(min(rb["most_answered_share"] * 100 + 1.5, 88), yi, rb["most_answered"], va="center",
-                       fontsize=7, color="0.35", style="italic")
+            x, left = rb["most_answered_share"] * 100, rb["most_answered_share"] > 0.85   # no room on the right
+            ax[1].text(x - 1.5 if left else x + 1.5, yi, rb["most_answered"], va="center", fontsize=7,
+                       color="0.35", style="italic", ha="right" if left else "left")
     ax[1].axvline(100 / len(res["classes"]), color="grey", ls=":", lw=1)
     ax[1].set_xlim(0, 100)
     ax[1].set_xlabel("share of the most answered class (%)")
@@ -182,7 +204,8 @@ def main() -> None:
     ap.add_argument("--data", default=os.environ.get("MRPN_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data")))
     ap.add_argument("--actors", default="1,2", help="the actors whose speech is degraded (never trained on)")
     ap.add_argument("--model", default=None, help="model file (default: the shipped mrpn-default)")
-    ap.add_argument("--name", help="the model's name in the results and the figure (default: its path)")
+    ap.add_argument("--name", help="the model's name in the results and the figure (default: its path); with "
+                                   "--table, the columns' names, comma separated")
     ap.add_argument("--conditions", default=",".join(CONDITIONS), help="a part of the conditions (comma separated)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", help="write the results here (JSON)")
@@ -191,7 +214,15 @@ def main() -> None:
                                        "and the differences printed")
     ap.add_argument("--replot", metavar="RESULT.json", help="only draw --png from an earlier --out (and the "
                                                                 "baseline it names), without predicting again")
+    ap.add_argument("--table", nargs="+", metavar="RESULT.json", help="only print saved results side by side "
+                                                                      "as a markdown table")
     args = ap.parse_args()
+    if args.table:
+        names = args.name.split(",") if args.name else None
+        if names and len(names) != len(args.table):
+            sys.exit(f"--name gives {len(names)} column names for {len(args.table)} results")
+        print(table([json.loads(Path(f).read_text()) for f in args.table], names))
+        return
     if args.replot:
         if not args.png:
             sys.exit("--replot draws a figure: give --png")

@@ -92,3 +92,16 @@ def test_summary_counts_answers(ar):
     assert s["accuracy"] == 0.75 and s["uar"] == pytest.approx(round(2 / 3, 4))
     assert s["most_answered"] == "sad" and s["most_answered_share"] == 0.75
     assert s["same_as_clean"] == 0.5 and s["predicted_share"]["neutral"] == 0.0
+
+
+def test_table_marks_a_collapse_and_gives_the_mean(ar):
+    classes = ["neutral", "happy", "sad"]
+    true = ["neutral", "happy", "sad", "sad"]
+    res = {"model": "m", "conditions": {"clean": ar.summary(true, true, true, classes),
+                                        "white 0 dB": ar.summary(["sad"] * 4, true, true, classes)},
+           "mean_degraded_accuracy": 0.5}
+    lines = ar.table([res], ["shipped"]).splitlines()
+    assert lines[0] == "| condition | shipped |"
+    assert lines[2] == "| clean | 100.0 % (sad 50 %) |"                  # a half is not a collapse
+    assert lines[3] == "| white 0 dB | 50.0 % (**sad 100 %**) |"
+    assert lines[4] == "| mean over the degraded conditions | **50.0 %** |"
