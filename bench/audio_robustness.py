@@ -108,11 +108,12 @@ def clips(root: Path, actors: list[int]) -> list[tuple[Path, str]]:
     return out
 
 
-def babble_track(root: Path, rng, n: int = 6) -> np.ndarray:
-    """n utterances of actors 5-22 summed into one track (the noise of a room full of talk)."""
+def babble_track(root: Path, rng, n: int = 6, exclude: list[int] = ()) -> np.ndarray:
+    """n utterances of actors 5-22 (less `exclude`, the actors scored) summed into one track (the noise of
+    a room full of talk)."""
     import soundfile as sf
 
-    files = sorted(f for a in range(5, 23) for f in (root / f"Actor_{a:02d}").glob("03-01-*.flac"))
+    files = sorted(f for a in range(5, 23) if a not in exclude for f in (root / f"Actor_{a:02d}").glob("03-01-*.flac"))
     picks = rng.choice(len(files), n, replace=False)
     parts = [sf.read(files[i], dtype="float32")[0] for i in picks]
     out = np.zeros(max(p.size for p in parts), np.float32)
@@ -121,14 +122,16 @@ def babble_track(root: Path, rng, n: int = 6) -> np.ndarray:
     return out
 
 
-def summary(pred: list[str], true: list[str], clean: list[str], classes: list[str]) -> dict:
-    p, t, c = np.array(pred), np.array(true), np.array(clean)
+def summary(pred: list[str], true: list[str], clean: list[str] | None, classes: list[str]) -> dict:
+    """Accuracy, UAR, recall, the share of each answer, and how often the answer is the clean clip's
+    (None without a clean run)."""
+    p, t = np.array(pred), np.array(true)
     recall = {k: float(np.mean(p[t == k] == k)) for k in classes if (t == k).any()}
     share = {k: round(float(np.mean(p == k)), 4) for k in classes}
     return {"accuracy": round(float(np.mean(p == t)), 4), "uar": round(float(np.mean(list(recall.values()))), 4),
             "recall": {k: round(v, 4) for k, v in recall.items()}, "predicted_share": share,
             "most_answered": max(share, key=share.get), "most_answered_share": max(share.values()),
-            "same_as_clean": round(float(np.mean(p == c)), 4)}
+            "same_as_clean": None if clean is None else round(float(np.mean(p == np.array(clean))), 4)}
 
 
 def table(results: list[dict], names: list[str] | None = None) -> str:
@@ -230,63 +233,89 @@ def main() -> None:
         base = res.get("baseline")
         plot(res, args.png, json.loads(Path(base["file"]).read_text()) if base else None)
         return
-    import soundfile as sf
-    import torch
-
-    torch.set_num_threads(1)
-    from mrpn.inference.predictor import Predictor
-
     conds = [c for c in args.conditions.split(",") if c]
     unknown = [c for c in conds if c not in CONDITIONS]
     if unknown:
         sys.exit(f"unknown condition(s) {unknown}; known: {CONDITIONS}")
-    root = Path(args.data) / "ravdess" / "audio16k"
     actors = [int(a) for a in args.actors.split(",")]
-    items = clips(root, actors)
-    babble = babble_track(root, np.random.default_rng([args.seed, 1]))
-    p = Predictor(args.model)
-    labels = {c: [] for c in conds}
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, (f, _) in enumerate(items):
-            x, sr = sf.read(f, dtype="float32")
-            if sr != SR:
-                sys.exit(f"{f}: {sr} Hz, expected the 16 kHz FLAC of ../shared/data/ravdess/audio16k")
-            for j, c in enumerate(conds):
-                y = degrade(x, c, np.random.default_rng([args.seed, i, j]), babble)
-                wav = os.path.join(tmp, "clip.wav")
-                sf.write(wav, y, SR, subtype="FLOAT")
-                labels[c].append(p.predict_file(wav).label)
-            if (i + 1) % 20 == 0:
-                print(f"{i + 1}/{len(items)} clips", file=sys.stderr, flush=True)
-    true = [t for _, t in items]
-    clean = labels.get("clean", true)
-    res = {"model": args.name or args.model or "mrpn-default (shipped)", "actors": actors, "clips": len(items),
-           "classes": p.classes, "seed": args.seed,
-           "conditions": {c: summary(labels[c], true, clean, p.classes) for c in conds},
-           "command": "python3 bench/audio_robustness.py " + " ".join(sys.argv[1:])}
-    degraded = [r["accuracy"] for c, r in res["conditions"].items() if c != "clean"]
-    if degraded:
-        res["mean_degraded_accuracy"] = round(float(np.mean(degraded)), 4)
-    for c, r in res["conditions"].items():
-        print(f"{c:>16}: accuracy {r['accuracy']:.3f}  UAR {r['uar']:.3f}  same as clean {r['same_as_clean']:.3f}  "
-              f"most answered {r['most_answered']} {r['most_answered_share']:.2f}")
-    base = json.loads(Path(args.baseline).read_text()) if args.baseline else None
+    base = load_baseline(args.baseline, actors, args.seed) if args.baseline else None   # before the long part
+    res = run(args, conds, actors)
     if base is not None:
-        if base["actors"] != actors or base["seed"] != args.seed:
-            sys.exit(f"{args.baseline}: actors {base['actors']} seed {base['seed']}, not {actors} seed {args.seed}")
         res["baseline"] = {"file": args.baseline, "model": base["model"],
                            "accuracy": {c: r["accuracy"] for c, r in base["conditions"].items()}}
-        for c, r in res["conditions"].items():
-            if c in base["conditions"]:
-                print(f"{c:>16}: {r['accuracy'] - base['conditions'][c]['accuracy']:+.3f} against the baseline")
-    if "mean_degraded_accuracy" in res:
-        print(f"mean over the {len(degraded)} degraded conditions: {res['mean_degraded_accuracy']:.3f}")
+    report(res, base)
     if args.out:
         from mrpn.io import atomic_write_json
 
         atomic_write_json(args.out, res)
     if args.png:
         plot(res, args.png, base)
+
+
+def load_baseline(path: str, actors: list[int], seed: int) -> dict:
+    """An earlier result of this script, refused (one line) unless it scored the same actors with the same seed."""
+    try:
+        base = json.loads(Path(path).read_text())
+        same = base["actors"] == actors and base["seed"] == seed
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        sys.exit(f"{path}: not a result of bench/audio_robustness.py ({e})")
+    if not same:
+        sys.exit(f"{path}: actors {base['actors']} seed {base['seed']}, not {actors} seed {seed}")
+    return base
+
+
+def run(args, conds: list[str], actors: list[int]) -> dict:
+    """Predict every clip of `actors` under every condition of `conds`; the results record."""
+    import soundfile as sf
+    import torch
+
+    torch.set_num_threads(1)
+    from mrpn.inference.model_io import default_model_path
+    from mrpn.inference.predictor import Predictor
+    from mrpn.io import sha256_file
+
+    root = Path(args.data) / "ravdess" / "audio16k"
+    items = clips(root, actors)
+    babble = babble_track(root, np.random.default_rng([args.seed, 1]), exclude=actors)
+    p = Predictor(args.model)
+    labels: dict[str, list[str]] = {c: [] for c in conds}
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = os.path.join(tmp, "clip.wav")
+        for i, (f, _) in enumerate(items):
+            x, sr = sf.read(f, dtype="float32")
+            if sr != SR:
+                sys.exit(f"{f}: {sr} Hz, expected the 16 kHz FLAC of ../shared/data/ravdess/audio16k")
+            for c in conds:   # seeded by the condition's place in CONDITIONS: a subset draws the same noise
+                sf.write(wav, degrade(x, c, np.random.default_rng([args.seed, i, CONDITIONS.index(c)]), babble),
+                         SR, subtype="FLOAT")
+                labels[c].append(p.predict_file(wav).label)
+            if (i + 1) % 20 == 0:
+                print(f"{i + 1}/{len(items)} clips", file=sys.stderr, flush=True)
+    true = [t for _, t in items]
+    clean = labels.get("clean")
+    model_file = args.model or str(default_model_path())
+    res = {"model": args.name or args.model or "mrpn-default (shipped)", "model_file_sha256": sha256_file(model_file),
+           "actors": actors, "clips": len(items), "classes": p.classes, "seed": args.seed,
+           "conditions": {c: summary(labels[c], true, clean, p.classes) for c in conds},
+           "command": "python3 bench/audio_robustness.py " + " ".join(sys.argv[1:])}
+    degraded = [r["accuracy"] for c, r in res["conditions"].items() if c != "clean"]
+    if degraded:
+        res["mean_degraded_accuracy"] = round(float(np.mean(degraded)), 4)
+    return res
+
+
+def report(res: dict, base: dict | None) -> None:
+    """Print each condition's figures, and the differences to the baseline."""
+    for c, r in res["conditions"].items():
+        same = "-" if r["same_as_clean"] is None else f"{r['same_as_clean']:.3f}"
+        print(f"{c:>16}: accuracy {r['accuracy']:.3f}  UAR {r['uar']:.3f}  same as clean {same}  "
+              f"most answered {r['most_answered']} {r['most_answered_share']:.2f}")
+    for c, r in res["conditions"].items():
+        if base is not None and c in base["conditions"]:
+            print(f"{c:>16}: {r['accuracy'] - base['conditions'][c]['accuracy']:+.3f} against the baseline")
+    if "mean_degraded_accuracy" in res:
+        n = sum(c != "clean" for c in res["conditions"])
+        print(f"mean over the {n} degraded conditions: {res['mean_degraded_accuracy']:.3f}")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,20 @@ def test_augment_is_off_by_default_seeded_and_standardised():
     assert np.corrcoef(a, x)[0, 1] > 0.2
 
 
+def test_empty_silent_and_low_rate_waves():
+    d = replace(DataConfig(), wave_noise=1.0, wave_reverb=1.0, wave_lowpass=1.0)
+    for n in (0, 1):
+        w = np.zeros(n, np.float32)
+        assert acoustics.augment(w, np.random.default_rng(0), d) is w
+    silent = acoustics.augment(np.zeros(SR, np.float32), np.random.default_rng(0), d)
+    assert np.isfinite(silent).all() and not silent.any()                  # noise scales with the clip's power
+    low = replace(d, sample_rate=8000, wave_noise=0.0, wave_reverb=0.0)     # the cut-off stays below 4 kHz
+    x = np.random.default_rng(0).standard_normal(8000).astype(np.float32)
+    y = acoustics.augment(x, np.random.default_rng(0), low)
+    f = np.fft.rfftfreq(8000, 1 / 8000)
+    assert (np.abs(np.fft.rfft(y))[f > 3800] ** 2).sum() < 1e-6 * (np.abs(np.fft.rfft(x))[f > 3800] ** 2).sum()
+
+
 def test_noise_alone_lands_at_the_drawn_snr():
     x = speech_like()
     d = replace(DataConfig(), wave_noise=1.0, wave_snr_min=10.0, wave_snr_max=10.0)

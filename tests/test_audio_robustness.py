@@ -50,8 +50,25 @@ def test_room_has_its_rt60_and_as_much_echo_as_direct_sound(ar):
     tail = h[1:] ** 2
     early, late = tail[: SR // 20].mean(), tail[-SR // 20:].mean()       # first and last 50 ms
     assert 10 * np.log10(early / late) > 40                              # ~54 dB of the 60 dB decay between them
-    y = ar.degrade(voice(), "reverb 0.3 s", np.random.default_rng(0), np.zeros(1, np.float32))
-    assert y.shape == voice().shape and not np.allclose(y, voice() / np.sqrt(2))
+    x = voice()
+    y = ar.degrade(x, "reverb 0.3 s", np.random.default_rng(0), np.zeros(1, np.float32))
+    h = room(0.3, np.random.default_rng(0), SR, drr_db=0.0)                # the same draw, convolved here
+    assert y.shape == x.shape
+    assert np.allclose(y, np.convolve(x, h)[: x.size], atol=1e-6)
+    assert not np.allclose(y, x * h[0], atol=1e-3)                        # an echo was added
+
+
+def test_a_baseline_of_other_actors_is_refused_before_any_prediction(ar, tmp_path):
+    f = tmp_path / "base.json"
+    f.write_text('{"actors": [3, 4], "seed": 0, "model": "m", "conditions": {}}')
+    assert ar.load_baseline(str(f), [3, 4], 0)["model"] == "m"
+    with pytest.raises(SystemExit, match=r"actors \[3, 4\] seed 0, not \[1, 2\] seed 0"):
+        ar.load_baseline(str(f), [1, 2], 0)
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(SystemExit, match="not a result of bench/audio_robustness.py"):
+        ar.load_baseline(str(tmp_path / "bad.json"), [1, 2], 0)
+    with pytest.raises(SystemExit, match="not a result"):
+        ar.load_baseline(str(tmp_path / "missing.json"), [1, 2], 0)
 
 
 def test_telephone_removes_everything_above_4_khz(ar):

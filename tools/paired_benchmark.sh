@@ -23,7 +23,11 @@ else
 fi
 OUT=${OUT:-docs/results/paired_v2${T:-}}     # mrpn report's folder, when all six models ran
 # ONLY=am,n0_late: a part of the six models (vm am n0_late n0_e2e n1 n2), e.g. two calls side by side
-ONLY=${ONLY:-vm,am,n0_late,n0_e2e,n1,n2}
+ALL=vm,am,n0_late,n0_e2e,n1,n2
+ONLY=${ONLY:-$ALL}
+for m in ${ONLY//,/ }; do
+    [[ ",$ALL," == *",$m,"* ]] || { echo "ONLY: unknown model '$m' (known: $ALL)" >&2; exit 2; }
+done
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 C=(--config configs/paired_v2.yaml --folds "$FOLDS" --quiet "${EXTRA_ARGS[@]}")
 want vm && mrpn cv "${C[@]}" --model vm --name "${NAMES[0]}" --set train.freeze_extractors=v
@@ -33,6 +37,9 @@ want n0_late && mrpn cv "${C[@]}" --model n0 --strategy late --name "${NAMES[2]}
 want n0_e2e && mrpn cv "${C[@]}" --model n0 --name "${NAMES[3]}" --set train.freeze_extractors=v,a
 want n1 && mrpn cv "${C[@]}" --model n1 --name "${NAMES[4]}" --set train.freeze_extractors=v,a
 want n2 && mrpn cv "${C[@]}" --model n2 --name "${NAMES[5]}" --set train.freeze_extractors=v,a
-if [[ "$ONLY" == vm,am,n0_late,n0_e2e,n1,n2 ]]; then
+# the report, once all six models ran on all 12 folds (REPORT=1 forces it, REPORT=0 skips it)
+every=1
+for m in ${ALL//,/ }; do want "$m" || every=0; done
+if [[ "${REPORT:-$([[ $every == 1 && $FOLDS == 1-12 ]] && echo 1 || echo 0)}" == 1 ]]; then
     mrpn report "${NAMES[@]/#/runs/}" --out "$OUT"
 fi

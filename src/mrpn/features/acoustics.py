@@ -63,8 +63,13 @@ def lowpass(wave: np.ndarray, cutoff_hz: float, sr: int = 16000) -> np.ndarray:
 
 def augment(wave: np.ndarray, rng: np.random.Generator, d) -> np.ndarray:
     """The clip's wave under recording conditions drawn with the probabilities of data config d, then
-    standardised again; the clean wave itself (not a copy) when nothing was drawn."""
+    standardised again; the clean wave itself (not a copy) when nothing was drawn. The standardisation is
+    (x - mean) / (std + 1e-8), not `data.audio.standardise` (which zeroes a near-silent clip): the shipped
+    model was trained with this one, so it stays, and a silent clip stays silent either way (its noise is
+    scaled by its zero power)."""
     sr = d.sample_rate
+    if wave.size < 2:             # nothing to filter (an empty stream stays as the loader pads it)
+        return wave
     x = wave.astype(np.float32)
     changed = False
     if d.wave_reverb and rng.random() < d.wave_reverb:
@@ -77,7 +82,8 @@ def augment(wave: np.ndarray, rng: np.random.Generator, d) -> np.ndarray:
         x = x + noise * np.sqrt(np.mean(x ** 2) / 10 ** (snr / 10))
         changed = True
     if d.wave_lowpass and rng.random() < d.wave_lowpass:
-        x = lowpass(x, rng.uniform(*LOWPASS_HZ), sr)
+        hi = min(LOWPASS_HZ[1], 0.47 * sr)      # below Nyquist at any rate (16 kHz: the range as it is)
+        x = lowpass(x, rng.uniform(min(LOWPASS_HZ[0], 0.5 * hi), hi), sr)
         changed = True
     if not changed:
         return wave
