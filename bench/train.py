@@ -3,6 +3,7 @@ the same process.
 
     python bench/train.py                       # cpu preset, paper preset (small batch), loader, growth
     python bench/train.py --quick               # fewer steps
+    python bench/train.py | tee docs/results/perf/train_idle.txt   # the committed record of PERFORMANCE.md
 
 Prints clips/s of one N2 end-to-end training step for: the naive path (fp32, eager, NCHW) and the
 project's default path for that preset (cpu: fp32 NCHW; paper: bf16 autocast + channels_last), their
@@ -200,6 +201,8 @@ def main() -> None:
             bench_epoch_growth(args.cache, (50, 100) if args.quick else (100, 200, 400, 800))
     if "growth" in only:
         bench_growth(steps)
+    # a figure taken under load is a record, not a result: the load at both ends says which this was
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[1]:.1f} (5 min)")
 
 
 if __name__ == "__main__":
