@@ -36,9 +36,6 @@ import numpy as np
 SR = 16000
 CONDITIONS = ["clean", "white 20 dB", "white 10 dB", "white 0 dB", "babble 20 dB", "babble 10 dB", "babble 0 dB",
               "reverb 0.3 s", "reverb 0.8 s", "telephone 8 kHz", "aac 32 kbit/s", "opus 12 kbit/s", "clipped 12 dB"]
-RAVDESS_EMOTION = {1: "neutral", 2: "calm", 3: "happy", 4: "sad", 5: "angry", 6: "fearful", 7: "disgust", 8: "surprised"}
-
-
 def mix_at_snr(x: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
     """x + noise (repeated or cut to x's length) scaled so that power(x) / power(noise) is snr_db dB."""
     noise = np.resize(noise, x.shape)
@@ -96,11 +93,15 @@ def degrade(x: np.ndarray, cond: str, rng, babble: np.ndarray) -> np.ndarray:
 
 
 def clips(root: Path, actors: list[int]) -> list[tuple[Path, str]]:
-    """(file, label) of the speech clips of `actors` whose emotion is a class of the model (no calm)."""
+    """(file, label) of the speech clips of `actors` whose emotion is a class of the model (no calm),
+    named by the project's RAVDESS adapter."""
+    from mrpn.data.datasets.common import CLASSES
+    from mrpn.data.datasets.ravdess import parse_ravdess_name
+
     out = []
     for a in actors:
         for f in sorted((root / f"Actor_{a:02d}").glob("03-01-*.flac")):
-            emo = RAVDESS_EMOTION[int(f.name.split("-")[2])]
+            emo = CLASSES["ravdess"][parse_ravdess_name(f.name)["emotion"] - 1]
             if emo != "calm":
                 out.append((f, emo))
     if not out:
@@ -124,12 +125,16 @@ def babble_track(root: Path, rng, n: int = 6, exclude: list[int] = ()) -> np.nda
 
 def summary(pred: list[str], true: list[str], clean: list[str] | None, classes: list[str]) -> dict:
     """Accuracy, UAR, recall, the share of each answer, and how often the answer is the clean clip's
-    (None without a clean run)."""
-    p, t = np.array(pred), np.array(true)
-    recall = {k: float(np.mean(p[t == k] == k)) for k in classes if (t == k).any()}
+    (None without a clean run). Accuracy, UAR and recall are the project's (`evaluation.metrics`)."""
+    from mrpn.evaluation.metrics import compute_metrics
+
+    index = {c: i for i, c in enumerate(classes)}
+    m = compute_metrics([index[x] for x in true], [index[x] for x in pred], classes)
+    p = np.array(pred)
     share = {k: round(float(np.mean(p == k)), 4) for k in classes}
-    return {"accuracy": round(float(np.mean(p == t)), 4), "uar": round(float(np.mean(list(recall.values()))), 4),
-            "recall": {k: round(v, 4) for k, v in recall.items()}, "predicted_share": share,
+    return {"accuracy": round(m["accuracy"], 4), "uar": round(m["uar"], 4),
+            "recall": {k: round(v, 4) for k, v in m["per_class_recall"].items() if v is not None},
+            "predicted_share": share,
             "most_answered": max(share, key=share.get), "most_answered_share": max(share.values()),
             "same_as_clean": None if clean is None else round(float(np.mean(p == np.array(clean))), 4)}
 

@@ -38,8 +38,10 @@ want n0_e2e && mrpn cv "${C[@]}" --model n0 --name "${NAMES[3]}" --set train.fre
 want n1 && mrpn cv "${C[@]}" --model n1 --name "${NAMES[4]}" --set train.freeze_extractors=v,a
 want n2 && mrpn cv "${C[@]}" --model n2 --name "${NAMES[5]}" --set train.freeze_extractors=v,a
 # the report, once all six models ran on all 12 folds (REPORT=1 forces it, REPORT=0 skips it)
-every=1
-for m in ${ALL//,/ }; do want "$m" || every=0; done
-if [[ "${REPORT:-$([[ $every == 1 && $FOLDS == 1-12 ]] && echo 1 || echo 0)}" == 1 ]]; then
+if [[ -z "${REPORT:-}" ]]; then
+    REPORT=$([[ $FOLDS == 1-12 ]] && echo 1 || echo 0)
+    for m in ${ALL//,/ }; do want "$m" || REPORT=0; done
+fi
+if [[ $REPORT == 1 ]]; then
     mrpn report "${NAMES[@]/#/runs/}" --out "$OUT"
 fi
