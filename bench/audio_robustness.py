@@ -225,6 +225,10 @@ def main() -> None:
     ap.add_argument("--table", nargs="+", metavar="RESULT.json", help="only print saved results side by side "
                                                                       "as a markdown table")
     args = ap.parse_args()
+    inputs = {Path(f).resolve() for f in [args.baseline, args.replot, *(args.table or [])] if f}
+    for out in (args.out, args.png):
+        if out and Path(out).resolve() in inputs:
+            sys.exit(f"{out}: is also an input of this run; write the result elsewhere (no output replaces an input)")
     if args.table:
         names = args.name.split(",") if args.name else None
         if names and len(names) != len(args.table):

@@ -122,3 +122,16 @@ def test_table_marks_a_collapse_and_gives_the_mean(ar):
     assert lines[2] == "| clean | 100.0 % (sad 50 %) |"                  # a half is not a collapse
     assert lines[3] == "| white 0 dB | 50.0 % (**sad 100 %**) |"
     assert lines[4] == "| mean over the degraded conditions | **50.0 %** |"
+
+
+def test_an_output_never_replaces_an_input(tmp_path):
+    import subprocess
+    import sys
+
+    base = tmp_path / "base.json"
+    base.write_text('{"actors": [1, 2], "seed": 0, "model": "m", "conditions": {}}')
+    script = Path(__file__).resolve().parents[1] / "bench" / "audio_robustness.py"
+    r = subprocess.run([sys.executable, str(script), "--baseline", str(base), "--out", str(base)],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "is also an input of this run" in r.stderr
+    assert base.read_text() == '{"actors": [1, 2], "seed": 0, "model": "m", "conditions": {}}'
