@@ -1,0 +1,27 @@
+"""bench/live.py's in-process comparison: the live path and the per-window baseline predict the same
+windows of the same decoded input (timings are only recorded, never checked)."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from media_factory import write_video
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_live", Path(__file__).resolve().parents[1] / "bench" / "live.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_live_path_and_per_window_baseline_cover_the_same_windows(tmp_path):
+    clip = write_video(tmp_path / "clip.mp4", n_frames=60, fps=20, size=(160, 120), audio="tone")  # 3 s
+    r = _bench().incremental_vs_naive(clip, fps=10.0)
+    # 1 s windows every 0.2 s over 3 s of input: starts 0.0 ... 2.0
+    assert r["windows"] == 11
+    assert r["baseline_windows_missing"] == 0
+    assert r["media_s"] == 3.0 and r["fps"] == 10.0
+    assert 0.0 <= r["same_label_share"] <= 1.0
+    assert r["live_path_s"] > 0 and r["naive_per_window_s"] > 0 and r["speedup"] > 0
+    assert len(r["load_avg_before"]) == 3
