@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import robustness  # noqa: E402  (bench/robustness.py: what the robustness benchmarks share)
+from robustness import summary, table  # noqa: E402,F401  (used by name in tests and --table)
 
 SR = 16000
 CONDITIONS = ["clean", "white 20 dB", "white 10 dB", "white 0 dB", "babble 20 dB", "babble 10 dB", "babble 0 dB",
@@ -123,154 +126,29 @@ def babble_track(root: Path, rng, n: int = 6, exclude: list[int] = ()) -> np.nda
     return out
 
 
-def summary(pred: list[str], true: list[str], clean: list[str] | None, classes: list[str]) -> dict:
-    """Accuracy, UAR, recall, the share of each answer, and how often the answer is the clean clip's
-    (None without a clean run). Accuracy, UAR and recall are the project's (`evaluation.metrics`)."""
-    from mrpn.evaluation.metrics import compute_metrics
-
-    index = {c: i for i, c in enumerate(classes)}
-    m = compute_metrics([index[x] for x in true], [index[x] for x in pred], classes)
-    p = np.array(pred)
-    share = {k: round(float(np.mean(p == k)), 4) for k in classes}
-    return {"accuracy": round(m["accuracy"], 4), "uar": round(m["uar"], 4),
-            "recall": {k: round(v, 4) for k, v in m["per_class_recall"].items() if v is not None},
-            "predicted_share": share,
-            "most_answered": max(share, key=share.get), "most_answered_share": max(share.values()),
-            "same_as_clean": None if clean is None else round(float(np.mean(p == np.array(clean))), 4)}
-
-
-def table(results: list[dict], names: list[str] | None = None) -> str:
-    """A markdown table of saved results side by side: accuracy per condition (the most answered class and
-    its share in brackets, bold where one class takes more than half of the answers)."""
-    conds = list(dict.fromkeys(c for r in results for c in r["conditions"]))
-    lines = ["| condition | " + " | ".join(names or [r["model"] for r in results]) + " |",
-             "| --- | " + " | ".join("---:" for _ in results) + " |"]
-
-    def cell(r: dict, c: str) -> str:
-        x = r["conditions"].get(c)
-        if x is None:
-            return "-"
-        tail = f"{x['most_answered']} {100 * x['most_answered_share']:.0f} %"
-        return f"{100 * x['accuracy']:.1f} % (" + (f"**{tail}**" if x["most_answered_share"] > 0.5 else tail) + ")"
-
-    lines += [f"| {c} | " + " | ".join(cell(r, c) for r in results) + " |" for c in conds]
-    lines.append("| mean over the degraded conditions | " + " | ".join(
-        f"**{100 * r['mean_degraded_accuracy']:.1f} %**" if "mean_degraded_accuracy" in r else "-" for r in results) + " |")
-    return "\n".join(lines)
-
-
 def plot(res: dict, path: str, base: dict | None = None) -> None:
-    """Accuracy/UAR and the most answered class's share per condition; with `base` (an earlier result of
-    this script on the same clips), that model's figures as black ticks beside each bar."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    conds = list(res["conditions"])
-    rows = [res["conditions"][c] for c in conds]
-    y = np.arange(len(conds))[::-1]
-    b = [base["conditions"].get(c) if base else None for c in conds]
-    fig, ax = plt.subplots(1, 2, figsize=(10, 0.38 * len(conds) + 2.0), sharey=True)
-    ax[0].barh(y + 0.2, [r["accuracy"] * 100 for r in rows], 0.4, label="accuracy", color="#3070b0")
-    ax[0].barh(y - 0.2, [r["uar"] * 100 for r in rows], 0.4, label="UAR", color="#90b8e0")
-    ax[0].axvline(100 / len(res["classes"]), color="grey", ls=":", lw=1, label="chance")
-    for yi, r in zip(y, b):
-        if r is not None:
-            ax[0].plot([r["accuracy"] * 100] * 2, [yi + 0.02, yi + 0.38], color="black", lw=2)
-            ax[1].plot([r["most_answered_share"] * 100] * 2, [yi - 0.3, yi + 0.3], color="black", lw=2)
-    if base is not None:
-        ax[0].plot([], [], color="black", lw=2, label="the baseline (black; its class in grey)")
-    ax[0].set_xlim(0, 100)
-    ax[0].set_xlabel(f"% of the {res['clips']} clips")
-    fig.legend(*ax[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8, frameon=False)
-    ax[1].barh(y, [r["most_answered_share"] * 100 for r in rows], 0.6, color="#c06040")
-    for yi, r, rb in zip(y, rows, b):
-        ax[1].text(r["most_answered_share"] * 100 + 1.5, yi, r["most_answered"], va="center", fontsize=8)
-        if rb and rb["most_answered_share"] - r["most_answered_share"] > 0.15:   # room for the baseline's class
-            x, left = rb["most_answered_share"] * 100, rb["most_answered_share"] > 0.85   # no room on the right
-            ax[1].text(x - 1.5 if left else x + 1.5, yi, rb["most_answered"], va="center", fontsize=7,
-                       color="0.35", style="italic", ha="right" if left else "left")
-    ax[1].axvline(100 / len(res["classes"]), color="grey", ls=":", lw=1)
-    ax[1].set_xlim(0, 100)
-    ax[1].set_xlabel("share of the most answered class (%)")
-    ax[0].set_yticks(y, conds)
     title = (f"Audio head of {res['model']} on degraded speech of actor(s) "
              f"{', '.join(map(str, res['actors']))} ({res['clips']} clips, {len(res['classes'])} classes)")
-    if base is not None:
-        title += f"\nblack: the baseline, {base['model']}"
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    from mrpn.evaluation.plots import save_figure
-
-    save_figure(fig, path, dpi=110)
-    plt.close(fig)
+    robustness.plot(res, path, title, "clips", base)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=os.environ.get("MRPN_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data")))
     ap.add_argument("--actors", default="1,2", help="the actors whose speech is degraded (never trained on)")
-    ap.add_argument("--model", default=None, help="model file (default: the shipped mrpn-default)")
-    ap.add_argument("--name", help="the model's name in the results and the figure (default: its path); with "
-                                   "--table, the columns' names, comma separated")
-    ap.add_argument("--conditions", default=",".join(CONDITIONS), help="a part of the conditions (comma separated)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", help="write the results here (JSON)")
-    ap.add_argument("--png", help="write the figure here")
-    ap.add_argument("--baseline", help="an earlier --out of this script on the same actors: drawn beside, "
-                                       "and the differences printed")
-    ap.add_argument("--replot", metavar="RESULT.json", help="only draw --png from an earlier --out (and the "
-                                                                "baseline it names), without predicting again")
-    ap.add_argument("--table", nargs="+", metavar="RESULT.json", help="only print saved results side by side "
-                                                                      "as a markdown table")
+    robustness.add_arguments(ap, CONDITIONS, "actors")
     args = ap.parse_args()
-    inputs = {Path(f).resolve() for f in [args.baseline, args.replot, *(args.table or [])] if f}
-    for out in (args.out, args.png):
-        if out and Path(out).resolve() in inputs:
-            sys.exit(f"{out}: is also an input of this run; write the result elsewhere (no output replaces an input)")
-    if args.table:
-        names = args.name.split(",") if args.name else None
-        if names and len(names) != len(args.table):
-            sys.exit(f"--name gives {len(names)} column names for {len(args.table)} results")
-        print(table([json.loads(Path(f).read_text()) for f in args.table], names))
+    if robustness.saved_only(args, plot):
         return
-    if args.replot:
-        if not args.png:
-            sys.exit("--replot draws a figure: give --png")
-        res = json.loads(Path(args.replot).read_text())
-        base = res.get("baseline")
-        plot(res, args.png, json.loads(Path(base["file"]).read_text()) if base else None)
-        return
-    conds = [c for c in args.conditions.split(",") if c]
-    unknown = [c for c in conds if c not in CONDITIONS]
-    if unknown:
-        sys.exit(f"unknown condition(s) {unknown}; known: {CONDITIONS}")
+    conds = robustness.chosen(args, CONDITIONS)
     actors = [int(a) for a in args.actors.split(",")]
     base = load_baseline(args.baseline, actors, args.seed) if args.baseline else None   # before the long part
-    res = run(args, conds, actors)
-    if base is not None:
-        res["baseline"] = {"file": args.baseline, "model": base["model"],
-                           "accuracy": {c: r["accuracy"] for c, r in base["conditions"].items()}}
-    report(res, base)
-    if args.out:
-        from mrpn.io import atomic_write_json
-
-        atomic_write_json(args.out, res)
-    if args.png:
-        plot(res, args.png, base)
+    robustness.finish(args, run(args, conds, actors), base, plot)
 
 
 def load_baseline(path: str, actors: list[int], seed: int) -> dict:
     """An earlier result of this script, refused (one line) unless it scored the same actors with the same seed."""
-    try:
-        base = json.loads(Path(path).read_text())
-        same = base["actors"] == actors and base["seed"] == seed
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        sys.exit(f"{path}: not a result of bench/audio_robustness.py ({e})")
-    if not same:
-        sys.exit(f"{path}: actors {base['actors']} seed {base['seed']}, not {actors} seed {seed}")
-    return base
+    return robustness.load_baseline(path, {"actors": actors, "seed": seed}, "bench/audio_robustness.py")
 
 
 def run(args, conds: list[str], actors: list[int]) -> dict:
@@ -307,24 +185,7 @@ def run(args, conds: list[str], actors: list[int]) -> dict:
            "actors": actors, "clips": len(items), "classes": p.classes, "seed": args.seed,
            "conditions": {c: summary(labels[c], true, clean, p.classes) for c in conds},
            "command": "python3 bench/audio_robustness.py " + " ".join(sys.argv[1:])}
-    degraded = [r["accuracy"] for c, r in res["conditions"].items() if c != "clean"]
-    if degraded:
-        res["mean_degraded_accuracy"] = round(float(np.mean(degraded)), 4)
-    return res
-
-
-def report(res: dict, base: dict | None) -> None:
-    """Print each condition's figures, and the differences to the baseline."""
-    for c, r in res["conditions"].items():
-        same = "-" if r["same_as_clean"] is None else f"{r['same_as_clean']:.3f}"
-        print(f"{c:>16}: accuracy {r['accuracy']:.3f}  UAR {r['uar']:.3f}  same as clean {same}  "
-              f"most answered {r['most_answered']} {r['most_answered_share']:.2f}")
-    for c, r in res["conditions"].items():
-        if base is not None and c in base["conditions"]:
-            print(f"{c:>16}: {r['accuracy'] - base['conditions'][c]['accuracy']:+.3f} against the baseline")
-    if "mean_degraded_accuracy" in res:
-        n = sum(c != "clean" for c in res["conditions"])
-        print(f"mean over the {n} degraded conditions: {res['mean_degraded_accuracy']:.3f}")
+    return robustness.with_mean(res)
 
 
 if __name__ == "__main__":

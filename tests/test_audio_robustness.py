@@ -62,7 +62,7 @@ def test_a_baseline_of_other_actors_is_refused_before_any_prediction(ar, tmp_pat
     f = tmp_path / "base.json"
     f.write_text('{"actors": [3, 4], "seed": 0, "model": "m", "conditions": {}}')
     assert ar.load_baseline(str(f), [3, 4], 0)["model"] == "m"
-    with pytest.raises(SystemExit, match=r"actors \[3, 4\] seed 0, not \[1, 2\] seed 0"):
+    with pytest.raises(SystemExit, match=r"actors \[3, 4\] seed 0, not actors \[1, 2\] seed 0"):
         ar.load_baseline(str(f), [1, 2], 0)
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(SystemExit, match="not a result of bench/audio_robustness.py"):
