@@ -5,6 +5,9 @@
     python3 bench/face_robustness.py --replot RESULT.json --png FIGURE.png    # draw a saved result again
     python3 bench/face_robustness.py --table A.json B.json ...                # saved results side by side
 
+With --classifier, the network is the FER2013 pretraining's own (F_v and its linear head), so that
+visual extractors can be compared before any fusion model is trained on them.
+
 The face branch was trained on FER2013's 48 x 48 crops (and the paired benchmark's faces from them). Faces
 cut from real video are blurred by focus and motion, small when the person is far away, compressed by
 webcams and streams, dark and noisy in dim rooms, tilted, off-centre in the detector's box and partly
@@ -28,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import robustness  # noqa: E402  (bench/robustness.py: what the robustness benchmarks share)
-from fer_serving import USAGE_PREFIX, pick  # noqa: E402
+from fer_serving import FER_TO_MODEL, USAGE_PREFIX, pick  # noqa: E402
 
 CONDITIONS = ["clean", "blur 1 px", "blur 2 px", "motion blur 7 px", "low resolution 24 px",
               "low resolution 16 px", "jpeg quality 20", "jpeg quality 10", "sensor noise 8 %", "low light",
@@ -97,6 +100,33 @@ def plot(res: dict, path: str, base: dict | None = None) -> None:
     robustness.plot(res, path, title, "images", base)
 
 
+class FerClassifier:
+    """The FER2013 pretraining's own network (F_v + its linear head, a run's classifier.safetensors): the
+    extractor alone, before any fusion model. Answers in the model's class names, without flip averaging."""
+
+    def __init__(self, path: str):
+        import torch
+        from safetensors.torch import load_file
+
+        from mrpn.checkpoint import read_header
+        from mrpn.training.fer import Classifier, FerRecipe, build_extractor
+
+        _, md = read_header(Path(path))
+        if not md or md.get("task") != "fer2013" or not any(k.startswith("head.") for k in load_file(path)):
+            sys.exit(f"{path}: not a classifier.safetensors of `mrpn pretrain visual`")
+        r = FerRecipe(extractor=md["extractor"], width=int(md["width"]), stem=md.get("stem", "imagenet"))
+        self.net = Classifier(build_extractor(r), len(FER_TO_MODEL))
+        self.net.load_state_dict(load_file(path))
+        self.classes = [FER_TO_MODEL[c] for c in sorted(FER_TO_MODEL)]   # the cache's (folder) order
+        self.torch = torch
+
+    def labels(self, images: list[np.ndarray]) -> list[str]:
+        from mrpn.training.fer import predict_logits
+
+        logits, _ = predict_logits(self.net, self.torch.from_numpy(np.stack(images)))
+        return [self.classes[i] for i in logits.argmax(1).tolist()]
+
+
 def run(args, conds: list[str]) -> dict:
     """Predict every picked image under every condition of `conds`; the results record."""
     import cv2
@@ -108,21 +138,28 @@ def run(args, conds: list[str]) -> dict:
     from mrpn.io import sha256_file
 
     items = pick(Path(args.data), args.usage, args.per_class, np.random.default_rng(args.seed))
-    p = Predictor(args.model)
+    if args.classifier:
+        p = FerClassifier(args.classifier)
+        read = p.labels
+    else:
+        p = Predictor(args.model)
+        read = lambda ys: [p.predict_arrays(y[None, :, :, None], None, 1.0, None).label for y in ys]   # noqa: E731
     labels: dict[str, list[str]] = {c: [] for c in conds}
     for i, (f, _) in enumerate(items):
         img = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
         if img is None:
             sys.exit(f"{f}: not an image OpenCV can read")
-        for c in conds:   # seeded by the condition's place in CONDITIONS: a subset draws the same
-            y = degrade(img, c, np.random.default_rng([args.seed, i, CONDITIONS.index(c)]))
-            labels[c].append(p.predict_arrays(y[None, :, :, None], None, 1.0, None).label)
+        # seeded by the condition's place in CONDITIONS: a subset draws the same
+        ys = [degrade(img, c, np.random.default_rng([args.seed, i, CONDITIONS.index(c)])) for c in conds]
+        for c, label in zip(conds, read(ys)):
+            labels[c].append(label)
         if (i + 1) % 100 == 0:
             print(f"{i + 1}/{len(items)} images", file=sys.stderr, flush=True)
     true = [t for _, t in items]
     clean = labels.get("clean")
-    model_file = args.model or str(default_model_path())
-    res = {"model": args.name or args.model or "mrpn-default (shipped)", "model_file_sha256": sha256_file(model_file),
+    model_file = args.classifier or args.model or str(default_model_path())
+    res = {"model": args.name or args.classifier or args.model or "mrpn-default (shipped)",
+           "model_file_sha256": sha256_file(model_file),
            "usage": args.usage, "per_class": args.per_class, "images": len(items), "classes": p.classes,
            "seed": args.seed,
            "conditions": {c: robustness.summary(labels[c], true, clean, p.classes) for c in conds},
@@ -135,8 +172,12 @@ def main() -> None:
     ap.add_argument("--data", default=os.environ.get("MRPN_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data")))
     ap.add_argument("--usage", choices=sorted(USAGE_PREFIX), default="private", help="FER2013 test usage")
     ap.add_argument("--per-class", type=int, default=100, help="at most this many images per class (0 = all)")
+    ap.add_argument("--classifier", help="instead of a model, the FER2013 pretraining's own network (a run's "
+                                         "classifier.safetensors): the visual extractor alone")
     robustness.add_arguments(ap, CONDITIONS, "images")
     args = ap.parse_args()
+    if args.classifier and args.model:
+        sys.exit("give --model or --classifier, not both")
     if robustness.saved_only(args, plot):
         return
     conds = robustness.chosen(args, CONDITIONS)

@@ -51,13 +51,22 @@ class FerRecipe:
     face_size: int = 48
     in_channels: int = 1
     limit: int = 0                   # train on a random subset of this many images (0 = all; smoke runs)
-    init: str = ""                   # start from these weights (a classifier.safetensors of an earlier run)
+    init: str = ""                   # start from these weights (an earlier run's classifier or extractor)
+    # camera conditions (features/camera.py), each the probability of its draw per image; 0 = off
+    cam_blur: float = 0.0            # defocus or motion blur
+    cam_lowres: float = 0.0          # a face 12-32 px across, scaled back up
+    cam_exposure: float = 0.0        # a gain of 0.25-1.8
+    cam_noise: float = 0.0           # sensor noise, sigma 1-10 %
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["scale"] = list(self.scale)
         return d
+
+
+# recipe keys added after runs were made, with the value those runs had
+_ADDED_LATER = {"cam_blur": 0.0, "cam_lowres": 0.0, "cam_exposure": 0.0, "cam_noise": 0.0}
 
 
 def build_extractor(r: FerRecipe) -> nn.Module:
@@ -90,6 +99,10 @@ def augment(x: torch.Tensor, g: torch.Generator, r: FerRecipe) -> torch.Tensor:
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     # zoom-out shows what lies beyond a tight crop; the edge pixels repeated are the nearest guess
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if r.cam_blur or r.cam_lowres or r.cam_exposure or r.cam_noise:   # no draws when off: older recipes reproduce
+        from mrpn.features.camera import augment as camera
+
+        x = camera(x, g, r.cam_blur, r.cam_lowres, r.cam_exposure, r.cam_noise)
     if r.jitter > 0:
         bright = (2 * u(b, 1, 1, 1) - 1) * r.jitter
         contrast = 1 + (2 * u(b, 1, 1, 1) - 1) * r.jitter
@@ -199,7 +212,8 @@ def resume_pretraining(last: Path, meta: dict, model: nn.Module, opt, sched, log
     if not last.is_file():
         return 0, []
     ck = load_checkpoint(last, map_location=map_location)
-    if ck["config"] != meta:
+    # a run from before a setting existed ran with its default
+    if {**{k: v for k, v in _ADDED_LATER.items() if k in meta}, **ck["config"]} != meta:
         raise CheckpointError(f"{last} was made with other pretraining settings; use another --out")
     model.load_state_dict(ck["model"])
     opt.load_state_dict(ck["optimizer"])
@@ -225,11 +239,13 @@ def _load_init(model: Classifier, path: str) -> None:
     if not Path(path).is_file():
         raise CheckpointError(f"--init weights not found: {path}")
     sd = load_file(path)
+    # an extractor.safetensors (what runs keep for `train.pretrained_v`): the extractor, a fresh head
+    target = model if any(k.startswith("head.") for k in sd) else model.extractor
     try:
-        model.load_state_dict(sd)
+        target.load_state_dict(sd)
     except RuntimeError as e:
         raise CheckpointError(f"--init weights {path} do not fit this extractor (use the classifier.safetensors "
-                              f"of a run with the same extractor and width): {str(e).splitlines()[0][:200]}") from None
+                              f"or extractor.safetensors of a run with the same extractor and width): {str(e).splitlines()[0][:200]}") from None
 
 
 def _save_weights(model: Classifier, out: Path, meta: dict) -> None:

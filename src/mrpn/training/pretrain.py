@@ -201,7 +201,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=float, default=1.0, help="visual: warm-up epochs before the cosine decay")
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    p.add_argument("--init", default="", help="visual: start from an earlier run's classifier.safetensors")
+    p.add_argument("--init", default="", help="visual: start from an earlier run's classifier.safetensors, or "
+                                             "its extractor.safetensors (with a fresh head)")
+    p.add_argument("--camera", type=float, default=0.0, help="visual: probability of each camera condition per "
+                                                             "image: blur, distance, exposure, noise (features/camera.py)")
     p.add_argument("--stem", choices=["imagenet", "small"], help="imagenet (default; stride-4 stem) or small (stride-1, for 48x48 inputs at a ~7x cost)")
     p.add_argument("--size", type=int, default=48, help="visual: face side in pixels")
     p.add_argument("--rgb", action="store_true", help="visual: 3-channel input (for RGB face crops)")
@@ -229,7 +232,10 @@ def main(args: argparse.Namespace) -> int:
                                weight_decay=args.weight_decay, warmup_epochs=args.warmup,
                                label_smoothing=args.label_smoothing, mixup=args.mixup, cutmix=args.cutmix,
                                erase=args.erase, seed=args.seed, limit=args.limit, init=args.init, face_size=args.size,
-                               in_channels=3 if args.rgb else 1)
+                               in_channels=3 if args.rgb else 1, cam_blur=args.camera, cam_lowres=args.camera,
+                               cam_exposure=args.camera, cam_noise=args.camera)
+            if not 0 <= args.camera <= 1:
+                raise ConfigError(f"--camera is a probability in [0, 1], got {args.camera}")
             if args.size != 48 or args.rgb:
                 raise ConfigError("visual pretraining uses FER2013's 48x48 grey faces (--size 48, no --rgb)")
             r = pretrain_visual(args.root, args.out, recipe, args.cache, log=log, device=args.device,
