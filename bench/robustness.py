@@ -57,6 +57,22 @@ def table(results: list[dict], names: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
+def brief(results: list[dict], names: list[str] | None = None) -> str:
+    """A markdown table, one row per saved result: clean accuracy, the mean over the degraded conditions,
+    and the largest share one class takes under any condition (with that condition)."""
+    lines = ["| result | clean | mean over the degraded conditions | largest share of one class |",
+             "| --- | ---: | ---: | --- |"]
+    for name, r in zip(names or [r["model"] for r in results], results):
+        clean = r["conditions"].get("clean")
+        worst = max(r["conditions"], key=lambda c: r["conditions"][c]["most_answered_share"])
+        w = r["conditions"][worst]
+        mean = r.get("mean_degraded_accuracy")
+        pct = lambda v: "-" if v is None else f"{100 * v:.1f} %"   # noqa: E731
+        lines.append(f"| {name} | {pct(clean and clean['accuracy'])} | {pct(mean)} | "
+                     f"{100 * w['most_answered_share']:.0f} % {w['most_answered']} ({worst}) |")
+    return "\n".join(lines)
+
+
 def plot(res: dict, path: str, title: str, unit: str, base: dict | None = None) -> None:
     """Accuracy/UAR and the most answered class's share per condition; with `base` (an earlier result of
     the same benchmark on the same items), that model's figures as black ticks beside each bar."""
@@ -156,17 +172,20 @@ def add_arguments(ap, conditions: list[str], items: str) -> None:
                                                                 "baseline it names), without predicting again")
     ap.add_argument("--table", nargs="+", metavar="RESULT.json", help="only print saved results side by side "
                                                                       "as a markdown table")
+    ap.add_argument("--brief", nargs="+", metavar="RESULT.json", help="only print saved results one row each: "
+                                                                      "clean, degraded mean, largest share")
 
 
 def saved_only(args, plot) -> bool:
     """--table or --replot: done from saved results (True); refuses an output that names an input first."""
-    refuse_overwrite([args.out, args.png], [args.baseline, args.replot, *(args.table or [])])
-    if args.table:
-        names = args.name.split(",") if args.name else None
-        if names and len(names) != len(args.table):
-            sys.exit(f"--name gives {len(names)} column names for {len(args.table)} results")
-        print(table([json.loads(Path(f).read_text()) for f in args.table], names))
-        return True
+    refuse_overwrite([args.out, args.png], [args.baseline, args.replot, *(args.table or []), *(args.brief or [])])
+    for files, show in ((args.table, table), (args.brief, brief)):
+        if files:
+            names = args.name.split(",") if args.name else None
+            if names and len(names) != len(files):
+                sys.exit(f"--name gives {len(names)} names for {len(files)} results")
+            print(show([json.loads(Path(f).read_text()) for f in files], names))
+            return True
     if args.replot:
         if not args.png:
             sys.exit("--replot draws a figure: give --png")

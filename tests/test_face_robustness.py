@@ -152,3 +152,17 @@ def test_a_baseline_of_other_images_is_refused(fr, tmp_path):
         robustness.load_baseline(str(f), dict(same, per_class=100), "bench/face_robustness.py")
     with pytest.raises(SystemExit, match="not a result of bench/face_robustness.py"):
         robustness.load_baseline(str(tmp_path / "none.json"), same, "bench/face_robustness.py")
+
+
+def test_brief_gives_clean_mean_and_the_worst_collapse_per_result(fr):
+    import robustness
+
+    classes = ["neutral", "happy", "sad"]
+    true = ["neutral", "happy", "sad", "sad"]
+    res = robustness.with_mean({"model": "m", "conditions": {
+        "clean": robustness.summary(true, true, true, classes),
+        "blur 2 px": robustness.summary(["neutral"] * 4, true, true, classes),
+        "mirrored": robustness.summary(["neutral", "happy", "sad", "happy"], true, true, classes)}})
+    assert res["mean_degraded_accuracy"] == pytest.approx((0.25 + 0.75) / 2)
+    row = robustness.brief([res], ["shipped"]).splitlines()[2]
+    assert row == "| shipped | 100.0 % | 50.0 % | 100 % neutral (blur 2 px) |"
