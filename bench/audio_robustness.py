@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import robustness  # noqa: E402  (bench/robustness.py: what the robustness benchmarks share)
-from robustness import summary, table  # noqa: E402,F401  (used by name in tests and --table)
+from robustness import summary, table  # noqa: E402,F401  (this script's names before bench/robustness.py)
 
 SR = 16000
 CONDITIONS = ["clean", "white 20 dB", "white 10 dB", "white 0 dB", "babble 20 dB", "babble 10 dB", "babble 0 dB",

@@ -39,6 +39,11 @@ CONDITIONS = ["clean", "blur 1 px", "blur 2 px", "motion blur 7 px", "low resolu
               "lower third covered", "mirrored"]
 
 
+def _u8(f: np.ndarray) -> np.ndarray:
+    """Back to 8-bit grey levels, rounded (truncation would darken by half a level on average)."""
+    return np.clip(np.rint(f), 0, 255).astype(np.uint8)
+
+
 def _affine(x: np.ndarray, m: np.ndarray) -> np.ndarray:
     import cv2
 
@@ -70,13 +75,13 @@ def degrade(x: np.ndarray, cond: str, rng) -> np.ndarray:
         ok, buf = cv2.imencode(".jpg", x, [cv2.IMWRITE_JPEG_QUALITY, int(cond.split()[2])])
         return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
     if cond == "sensor noise 8 %":
-        return np.clip(f + rng.normal(0, 0.08 * 255, x.shape), 0, 255).astype(np.uint8)
+        return _u8(f + rng.normal(0, 0.08 * 255, x.shape))
     if cond == "low light":              # a quarter of the light, then the sensor's noise on what is left
-        return np.clip(0.25 * f + rng.normal(0, 3.0, x.shape), 0, 255).astype(np.uint8)
+        return _u8(0.25 * f + rng.normal(0, 3.0, x.shape))
     if cond == "overexposed":
-        return np.clip(1.8 * f, 0, 255).astype(np.uint8)
+        return _u8(1.8 * f)
     if cond == "low contrast":           # haze, a flat light: half the contrast about the mean
-        return np.clip(0.5 * (f - f.mean()) + f.mean(), 0, 255).astype(np.uint8)
+        return _u8(0.5 * (f - f.mean()) + f.mean())
     if cond == "rotated 20°":            # a tilted head, either way
         return _affine(x, cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), 20.0 * rng.choice([-1, 1]), 1.0))
     if cond == "shifted 15 %":           # the detector's box off-centre by 15 % of its side, in a random direction
@@ -106,18 +111,24 @@ class FerClassifier:
 
     def __init__(self, path: str):
         import torch
+        from safetensors import SafetensorError, safe_open
         from safetensors.torch import load_file
 
-        from mrpn.checkpoint import read_header
+        from mrpn.data.datasets.common import CLASSES
         from mrpn.training.fer import Classifier, FerRecipe, build_extractor
 
-        _, md = read_header(Path(path))
-        if not md or md.get("task") != "fer2013" or not any(k.startswith("head.") for k in load_file(path)):
-            sys.exit(f"{path}: not a classifier.safetensors of `mrpn pretrain visual`")
-        r = FerRecipe(extractor=md["extractor"], width=int(md["width"]), stem=md.get("stem", "imagenet"))
-        self.net = Classifier(build_extractor(r), len(FER_TO_MODEL))
-        self.net.load_state_dict(load_file(path))
-        self.classes = [FER_TO_MODEL[c] for c in sorted(FER_TO_MODEL)]   # the cache's (folder) order
+        try:
+            with safe_open(path, "pt") as f:
+                md, keys = f.metadata() or {}, list(f.keys())
+            if md.get("task") != "fer2013" or not any(k.startswith("head.") for k in keys):
+                raise ValueError("no FER2013 head in it")
+            r = FerRecipe(extractor=md["extractor"], width=int(md["width"]), stem=md.get("stem", "imagenet"))
+            self.net = Classifier(build_extractor(r), len(CLASSES["fer2013"]))
+            self.net.load_state_dict(load_file(path))
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:   # missing, damaged, other shapes
+            sys.exit(f"{path}: not a classifier.safetensors of `mrpn pretrain visual` ({str(e).splitlines()[0][:120]})")
+        # the network's outputs are in the FER2013 cache's class order (training/fer.py, data/fer_cache.py)
+        self.classes = [FER_TO_MODEL[c] for c in CLASSES["fer2013"]]
         self.torch = torch
 
     def labels(self, images: list[np.ndarray]) -> list[str]:
@@ -137,13 +148,13 @@ def run(args, conds: list[str]) -> dict:
     from mrpn.inference.predictor import Predictor
     from mrpn.io import sha256_file
 
-    items = pick(Path(args.data), args.usage, args.per_class, np.random.default_rng(args.seed))
-    if args.classifier:
+    if args.classifier:   # the network first: a wrong file is refused before the images are read
         p = FerClassifier(args.classifier)
         read = p.labels
     else:
         p = Predictor(args.model)
         read = lambda ys: [p.predict_arrays(y[None, :, :, None], None, 1.0, None).label for y in ys]   # noqa: E731
+    items = pick(Path(args.data), args.usage, args.per_class, np.random.default_rng(args.seed))
     labels: dict[str, list[str]] = {c: [] for c in conds}
     for i, (f, _) in enumerate(items):
         img = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)

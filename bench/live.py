@@ -5,9 +5,14 @@ path's work per second of input against a naive baseline on the same decoded inp
     python bench/live.py [--data ../shared/data] [--seconds 30] [--out docs/results/serving/live.json]
                          [--only-ratio]
 
-The baseline predicts every window on its own, as `mrpn predict` would a 1 s clip: a fresh face tracker
-over the window's frames, then the model. The live path (`StreamPredictor`) tracks each frame once and
-keeps the crops; with a 1 s window and a 0.2 s hop the baseline tracks every frame five times.
+The baseline predicts every window as if it were a separate 1 s clip: a fresh `StreamPredictor` per
+window, so the face tracker starts anew on the window's frames and the audio is standardised over that
+window alone, then the same model call. The live path (one `StreamPredictor` for the stream) tracks each
+frame once and keeps the crops, and standardises audio with running statistics from the stream's start;
+with a 1 s window and a 0.2 s hop the baseline tracks every frame five times. Both get the same decoded
+frames and samples (decoding is timed in neither) and the same warmed-up predictor. The share of windows
+with the same label mixes both differences (tracking and audio statistics). `--only-ratio` needs `--out`:
+it writes only this comparison, and must not replace the full record.
 
 The 30 s input is the 6 RAVDESS actor-1 clips (1280x720, 29.97 fps, AAC) decoded and re-encoded one after
 another (and again from the first until 30 s) into a temporary mkv, never into the repository.
@@ -116,6 +121,8 @@ def incremental_vs_naive(path: Path, fps: float = 15.0, threads: int = 1) -> dic
 
     torch.set_num_threads(threads)
     frames, chunks, fps = decode_all(path, fps)
+    if not frames or not chunks:
+        sys.exit(f"{path}: the comparison needs a video with an audio track")
     audio = np.concatenate([c for _, c in chunks])
     media_s = min(len(frames) / fps, len(audio) / SR)
     pred = Predictor()
@@ -156,9 +163,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--seconds", type=float, default=30.0)
-    ap.add_argument("--out", default=str(REPO / "docs" / "results" / "serving" / "live.json"))
+    ap.add_argument("--out", help="the result (default docs/results/serving/live.json; required with --only-ratio)")
     ap.add_argument("--only-ratio", action="store_true", help="skip the two real-time runs of `mrpn live`")
     args = ap.parse_args()
+    if args.only_ratio and not args.out:
+        sys.exit("--only-ratio writes a partial result: give --out (the default file holds the full record)")
+    args.out = args.out or str(REPO / "docs" / "results" / "serving" / "live.json")
     videos = sorted((Path(args.data) / "ravdess" / "video").rglob("*.mp4"))
     if not videos:
         sys.exit(f"no RAVDESS clips under {args.data}/ravdess/video")

@@ -123,9 +123,13 @@ def load_baseline(path: str, same: dict, script: str) -> dict:
     """An earlier result of `script`, refused (one line) unless its fields in `same` are equal."""
     try:
         base = json.loads(Path(path).read_text())
+        missing = [k for k in (*same, "model", "conditions") if k not in base]
+        if missing:
+            raise KeyError(", ".join(missing))
         differs = any(base[k] != v for k, v in same.items())
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        sys.exit(f"{path}: not a result of {script} ({e})")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        sys.exit(f"{path}: not a result of {script} (no {e})" if isinstance(e, KeyError) else
+                 f"{path}: not a result of {script} ({e})")
     if differs:
         sys.exit(f"{path}: " + " ".join(f"{k} {base[k]}" for k in same) + ", not "
                  + " ".join(f"{k} {v}" for k, v in same.items()))
@@ -177,13 +181,19 @@ def add_arguments(ap, conditions: list[str], items: str) -> None:
 
 
 def saved_only(args, plot) -> bool:
-    """--table or --replot: done from saved results (True); refuses an output that names an input first."""
+    """--table, --brief or --replot: done from saved results (True). Refuses first, in one line, an output
+    that names an input, two of these modes at once, and --out with any of them (they write no result)."""
     refuse_overwrite([args.out, args.png], [args.baseline, args.replot, *(args.table or []), *(args.brief or [])])
-    for files, show in ((args.table, table), (args.brief, brief)):
+    modes = [m for m in ("table", "brief", "replot") if getattr(args, m)]
+    if len(modes) > 1:
+        sys.exit(f"--{modes[0]} and --{modes[1]} are two ways to show saved results: give one")
+    if modes and args.out:
+        sys.exit(f"--{modes[0]} shows saved results and writes no result: --out is not used with it")
+    for files, show, what in ((args.table, table, "column"), (args.brief, brief, "row")):
         if files:
             names = args.name.split(",") if args.name else None
             if names and len(names) != len(files):
-                sys.exit(f"--name gives {len(names)} names for {len(files)} results")
+                sys.exit(f"--name gives {len(names)} {what} names for {len(files)} results")
             print(show([json.loads(Path(f).read_text()) for f in files], names))
             return True
     if args.replot:

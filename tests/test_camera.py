@@ -33,15 +33,29 @@ def test_off_draws_nothing_and_returns_the_batch():
     assert torch.equal(g.get_state(), state)
 
 
-def test_kernels_are_normalised_gaussians_or_lines():
-    k = blur_kernels(200, torch.Generator().manual_seed(0))
-    assert k.shape == (200, K, K) and torch.allclose(k.sum(dim=(1, 2)), torch.ones(200))
-    # a Gaussian has every tap > 0; a line of at most 9 px leaves most of the 81 taps empty
-    lines = ((k > 1e-6).sum(dim=(1, 2)) < 40)
-    assert 70 < int(lines.sum()) < 130
+def test_kernels_are_normalised_gaussians_or_lines_of_the_named_sizes():
+    n = 400
+    k = blur_kernels(n, torch.Generator().manual_seed(0))
+    assert k.shape == (n, K, K) and torch.allclose(k.sum(dim=(1, 2)), torch.ones(n))
+    is_line = torch.rand(n, 4, generator=torch.Generator().manual_seed(0))[:, 0] < 0.5   # the same first draw
+    assert 150 < int(is_line.sum()) < 250
     r = torch.arange(K, dtype=torch.float32) - K // 2
-    var = (k * (r[None, :, None] ** 2 + r[None, None, :] ** 2)).sum(dim=(1, 2)) / 2   # sigma^2 per axis
-    assert var[~lines].min() >= 0.2 and var[~lines].max() <= 4.0
+    yy, xx = r[:, None].expand(K, K), r[None, :].expand(K, K)
+    mx, my = (k * xx).sum(dim=(1, 2)), (k * yy).sum(dim=(1, 2))
+    cxx = (k * xx ** 2).sum(dim=(1, 2)) - mx ** 2
+    cyy = (k * yy ** 2).sum(dim=(1, 2)) - my ** 2
+    cxy = (k * xx * yy).sum(dim=(1, 2)) - mx * my
+    cov = torch.stack([torch.stack([cxx, cxy], -1), torch.stack([cxy, cyy], -1)], -2)
+    small, large = torch.linalg.eigvalsh(cov).unbind(-1)
+    # a Gaussian is round, sigma 0.5-2 px (cut at the 9-px kernel: at most 1.85 px)
+    g = ~is_line
+    assert torch.allclose(small[g], large[g], rtol=0.02, atol=1e-3)
+    assert small[g].sqrt().min() >= 0.45 and large[g].sqrt().max() <= 1.9
+    assert small[g].sqrt().min() < 0.6 and large[g].sqrt().max() > 1.7
+    # a line of length L has variance (L^2 - 1) / 12 along it (3 px: 0.67, 9 px: 6.7) and little across
+    length = (12 * large[is_line] + 1).sqrt()
+    assert length.min() >= 2.7 and length.max() <= 9.3 and length.min() < 3.5 and length.max() > 8.5
+    assert small[is_line].max() < 0.35
 
 
 def test_each_condition_changes_the_images_it_picks_as_named():
@@ -70,13 +84,17 @@ def test_a_probability_picks_about_that_share_of_the_batch():
         assert 80 < changed < 160, (cond, changed)
 
 
-def test_fer_recipe_uses_them_only_when_set():
-    x = faces(32)
-    plain = FerRecipe()
-    a = fer_augment(x, torch.Generator().manual_seed(5), plain)
-    b = fer_augment(x, torch.Generator().manual_seed(5), FerRecipe(cam_blur=0.0))
-    assert torch.equal(a, b)
-    c = fer_augment(x, torch.Generator().manual_seed(5), FerRecipe(cam_blur=1.0, cam_noise=1.0))
+def test_fer_recipe_without_camera_keys_augments_as_before_they_existed():
+    """Values of training.fer.augment at commit abdcc06 (before features/camera.py), three batches from one
+    generator with random erasing on: the camera step draws nothing when it is off."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.cat([fer_augment(faces(32), g, FerRecipe(erase=0.5)) for _ in range(3)])
+    assert float(x.double().sum()) == pytest.approx(95500.57128, abs=1e-3)
+    assert [float(x[0, 0, 10, 10]), float(x[40, 0, 30, 20]), float(x[95, 0, 5, 40])] == pytest.approx(
+        [0.3898086, 0.8511677, 0.5479599], abs=1e-6)
+    assert torch.rand(1, generator=g).item() == pytest.approx(0.7860129, abs=1e-6)   # the generator's state
+    c = fer_augment(faces(32), torch.Generator().manual_seed(5), FerRecipe(cam_blur=1.0, cam_noise=1.0))
+    a = fer_augment(faces(32), torch.Generator().manual_seed(5), FerRecipe())
     assert not torch.equal(a, c) and c.min() >= 0 and c.max() <= 1
 
 

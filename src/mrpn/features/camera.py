@@ -5,8 +5,8 @@ and motion, small when the person is far away, dark in dim rooms or burnt out by
 These are drawn per image on a batch [B, C, H, W] in [0, 1] (the FER2013 pretraining's augmentation,
 `training.fer.augment`), each with its own probability:
 
-* optics: defocus (a Gaussian of sigma 0.5-2 px at 48 px) or, half of the time, motion (a line of 3-9 px
-  in a random direction);
+* optics: defocus (a Gaussian of sigma 0.5-2 px at 48 px, cut at the 9-px kernel, so the widest has an
+  effective sigma of 1.85 px) or, half of the time, motion (a line of 3-9 px in a random direction);
 * distance: the face shrunk to 12-32 px across (area average), then scaled back up (bilinear);
 * exposure: a gain of 0.25-1.8, log-uniform (a dim room to overexposure), clipped to the range;
 * sensor noise: Gaussian, sigma 1-10 % of the range.
@@ -24,7 +24,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-K = 9   # kernel side: a 2-px Gaussian to +-2 sigma, a 9-px line
+K = 9   # kernel side: a 9-px line; a 2-px Gaussian to +-2 sigma (what the runs of 2026-12-08 trained with)
 
 
 def blur_kernels(n: int, g: torch.Generator) -> torch.Tensor:

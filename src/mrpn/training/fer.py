@@ -2,8 +2,9 @@
 
 The whole training set lives in memory as one uint8 tensor [N, 48, 48] (decoded once, see
 `mrpn.data.fer_cache`); each batch is indexed out of it and augmented as a batch tensor (flip, a
-random affine with the detector's crop jitter, brightness/contrast), so an epoch costs only the
-network's forward and backward passes. Settings and the epoch are chosen on PublicTest only;
+random affine with the detector's crop jitter, camera conditions when the recipe asks for them
+(`features/camera.py`), brightness/contrast), so an epoch costs only the network's forward and backward
+passes. Settings and the epoch are chosen on PublicTest only;
 PrivateTest is reported, never looked at for a choice (the FER2013 challenge's protocol).
 
 Per epoch: `history.json` (accuracies on both test usages, plain and with horizontal-flip averaging,
@@ -85,7 +86,8 @@ def build_extractor(r: FerRecipe) -> nn.Module:
 # batch augmentation (all on tensors, one random draw per image)
 
 def augment(x: torch.Tensor, g: torch.Generator, r: FerRecipe) -> torch.Tensor:
-    """x float [B, C, H, W] in [0, 1] -> augmented copy: flip, affine (zoom/rotate/shift), photometric, erase."""
+    """x float [B, C, H, W] in [0, 1] -> augmented copy: flip, affine (zoom/rotate/shift), camera conditions
+    (when any cam_* > 0), photometric, erase."""
     b = x.shape[0]
     # draws come from the CPU generator and then move: the same images on a CPU and on a GPU
     u = lambda *s: torch.rand(*s, generator=g).to(x.device)  # noqa: E731
