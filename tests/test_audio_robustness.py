@@ -2,22 +2,19 @@
 code that makes it), and the per-condition summary counts right."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from bench_modules import load
 
 SR = 16000
 
 
 @pytest.fixture(scope="module")
 def ar():
-    spec = importlib.util.spec_from_file_location("audio_robustness",
-                                                  Path(__file__).resolve().parents[1] / "bench" / "audio_robustness.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load("audio_robustness")
 
 
 def voice(seconds: float = 1.5, f0: float = 140.0) -> np.ndarray:

@@ -2,17 +2,14 @@
 windows of the same decoded input (timings are only recorded, never checked)."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+from bench_modules import load
 from media_factory import write_video
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_live", Path(__file__).resolve().parents[1] / "bench" / "live.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load("live")
 
 
 def test_live_path_and_per_window_baseline_cover_the_same_windows(tmp_path, monkeypatch):

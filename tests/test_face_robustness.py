@@ -3,21 +3,17 @@ that makes it (spread of a point, noise level, brightness, contrast, angle, offs
 and a baseline of other images is refused."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench_modules import load
+
 
 @pytest.fixture(scope="module")
 def fr():
-    spec = importlib.util.spec_from_file_location("face_robustness",
-                                                  Path(__file__).resolve().parents[1] / "bench" / "face_robustness.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load("face_robustness")
 
 
 def rng():
